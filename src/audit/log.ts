@@ -1,0 +1,141 @@
+import { closeSync, fstatSync, mkdirSync, openSync, readSync } from "node:fs";
+import { dirname } from "node:path";
+import pino, { type Logger } from "pino";
+import { GENESIS, lineHash } from "./chain.js";
+
+export interface AuditOptions {
+  /** JSON-lines file; @default ".skillbox/audit.jsonl" in the workspace */
+  file: string;
+  /** HMAC key for the chain; @default process.env.SKILLBOX_AUDIT_KEY */
+  key?: string;
+  /** where write failures are reported; @default process.stderr */
+  onError?: (message: string) => void;
+}
+
+/** Paths pino removes before a line is written (and hashed). */
+const REDACT = [
+  "headers.authorization", "headers.Authorization", "headers.cookie", "headers.Cookie",
+  "request.headers.authorization", "request.headers.cookie", "fields.password", "fields.token", "fields.secret", "fields.apiKey",
+];
+
+/** The last line of a file, read from its end (so a restart continues the chain). */
+function lastLine(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, "r");
+  } catch {
+    return undefined;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const chunk = Math.min(size, 1 << 20);
+    const buf = Buffer.alloc(chunk);
+    readSync(fd, buf, 0, chunk, size - chunk);
+    const lines = buf.toString("utf8").split("\n").filter((l) => l.trim() !== "");
+    return lines.at(-1);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The security log: one JSON line per event, through pino, each carrying `seq` and `prev`
+ * (hash of the previous line). Writes never throw into a call: a failing sink is counted and
+ * reported on stderr once.
+ */
+export class AuditLog {
+  readonly file: string;
+  private readonly logger: Logger;
+  private readonly dest: ReturnType<typeof pino.destination> | undefined;
+  private seq = 0;
+  private prev = GENESIS;
+  private readonly key: string | undefined;
+  private readonly onError: (message: string) => void;
+  /** log lines that could not be written */
+  failures = 0;
+  private reported = false;
+
+  constructor(options: AuditOptions) {
+    this.file = options.file;
+    this.key = options.key ?? process.env["SKILLBOX_AUDIT_KEY"] ?? undefined;
+    this.onError = options.onError ?? ((m) => process.stderr.write(m + "\n"));
+    const last = lastLine(this.file);
+    if (last !== undefined) {
+      try {
+        const parsed = JSON.parse(last) as { seq?: unknown };
+        if (typeof parsed.seq === "number") this.seq = parsed.seq;
+        this.prev = lineHash(last, this.key);
+      } catch {
+        // A torn last line (crash mid-write): chain on from its hash; `audit verify` reports it.
+        this.prev = lineHash(last, this.key);
+      }
+    }
+    let dest: ReturnType<typeof pino.destination> | undefined;
+    try {
+      mkdirSync(dirname(this.file), { recursive: true });
+      dest = pino.destination({ dest: this.file, sync: false, append: true, mkdir: true });
+      dest.on("error", (err: Error) => this.fail(err));
+    } catch (err) {
+      this.fail(err as Error);
+    }
+    this.dest = dest;
+    const sink = {
+      write: (line: string) => {
+        this.prev = lineHash(line.endsWith("\n") ? line.slice(0, -1) : line, this.key);
+        if (!this.dest) {
+          this.failures++;
+          return;
+        }
+        try {
+          this.dest.write(line);
+        } catch (err) {
+          this.fail(err as Error);
+        }
+      },
+    };
+    this.logger = pino(
+      {
+        base: null,
+        messageKey: "msg",
+        timestamp: pino.stdTimeFunctions.isoTime,
+        formatters: { level: (label) => ({ level: label }) },
+        mixin: () => ({ seq: ++this.seq, prev: this.prev }),
+        redact: { paths: REDACT, censor: "[redacted]" },
+      },
+      sink,
+    );
+  }
+
+  private fail(err: Error): void {
+    this.failures++;
+    if (!this.reported) {
+      this.reported = true;
+      this.onError(`skillbox: cannot write the security log ${this.file}: ${(err as NodeJS.ErrnoException).code ?? err.message}; calls go on, events are being lost`);
+    }
+  }
+
+  /** Writes one event. Never throws. */
+  event(name: string, fields: Record<string, unknown>, level: "info" | "warn" | "error" = "info"): void {
+    try {
+      this.logger[level]({ event: name, ...fields });
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  /** Flushes and closes the file. */
+  async close(): Promise<void> {
+    const dest = this.dest;
+    if (!dest) return;
+    await new Promise<void>((resolve) => {
+      const done = () => resolve();
+      dest.once("close", done);
+      dest.once("error", done);
+      try {
+        dest.end();
+      } catch {
+        resolve();
+      }
+    });
+  }
+}

@@ -1,0 +1,77 @@
+import type { Decision } from "../policy/check.js";
+import { CapabilityFailure, PermissionDenied } from "./errors.js";
+import * as fs from "./fs.js";
+import type { FsScope } from "./fs.js";
+
+export interface CapabilityScope extends FsScope {
+  /** a ctx.log line from the skill */
+  log(level: string, message: string, fields: unknown): void;
+  /** called once when an access is refused: the attempt ends with E_PERMISSION_DENIED */
+  denied(err: PermissionDenied): void;
+}
+
+type Reply = { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; retryable: boolean } };
+
+const NOT_YET: Record<string, string> = {
+  fetch: "ctx.fetch is not available in this skillbox version (network capability not built yet)",
+  exec: "ctx.exec is not available in this skillbox version (process capability not built yet)",
+};
+
+/**
+ * Performs one capability call from a skill: validates the arguments (they come from the
+ * sandbox and are never trusted), checks the grant, acts, and answers with a JSON string.
+ */
+export async function dispatch(scope: CapabilityScope, op: string, argsJson: string): Promise<string> {
+  let reply: Reply;
+  try {
+    const args = parseArgs(argsJson);
+    reply = { ok: true, value: await perform(scope, op, args) };
+  } catch (err) {
+    if (err instanceof PermissionDenied) {
+      scope.denied(err);
+      reply = { ok: false, error: { code: "E_PERMISSION_DENIED", message: err.message, retryable: false } };
+    } else if (err instanceof CapabilityFailure) {
+      reply = { ok: false, error: { code: "E_SKILL_ERROR", message: err.message, retryable: err.retryable } };
+    } else {
+      reply = { ok: false, error: { code: "E_SKILL_ERROR", message: `${op} failed: ${(err as Error).message}`, retryable: false } };
+    }
+  }
+  return JSON.stringify(reply);
+}
+
+function parseArgs(json: string): unknown[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    throw new CapabilityFailure("malformed capability arguments");
+  }
+  if (!Array.isArray(v)) throw new CapabilityFailure("malformed capability arguments");
+  return v;
+}
+
+async function perform(scope: CapabilityScope, op: string, args: unknown[]): Promise<unknown> {
+  switch (op) {
+    case "fs.readFile":
+      return fs.readFile(scope, args[0]);
+    case "fs.writeFile":
+      return fs.writeFile(scope, args[0], args[1]);
+    case "fs.list":
+      return fs.list(scope, args[0]);
+    case "fs.delete":
+      return fs.remove(scope, args[0]);
+    case "log": {
+      scope.log(String(args[0]), String(args[1]).slice(0, 2000), args[2] ?? null);
+      return null;
+    }
+    case "fetch":
+    case "exec": {
+      const target = typeof args[0] === "string" ? args[0].slice(0, 500) : "?";
+      const decision: Extract<Decision, { allowed: false }> = { allowed: false, rule: "not-available", reason: NOT_YET[op]! };
+      scope.record(op, target, decision);
+      throw new PermissionDenied(op, target, decision);
+    }
+    default:
+      throw new CapabilityFailure(`unknown capability "${op}"`);
+  }
+}

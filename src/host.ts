@@ -1,0 +1,383 @@
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { AuditLog } from "./audit/log.js";
+import { dispatch, type CapabilityScope } from "./capabilities/dispatch.js";
+import type { PermissionDenied } from "./capabilities/errors.js";
+import { FALLBACK_CODES, SkillError, ValidationError, type ErrorCode, type Issue } from "./errors.js";
+import { asSkillError, withDeadline, withRetry } from "./execution/retry.js";
+import { buildSkill, listSkillDirs, loadSkillDir, validateManifest, type LoadedSkill } from "./manifest/load.js";
+import type { Manifest } from "./manifest/schema.js";
+import { authorize, describeNeeds, type AuthorizeResult, type Grant } from "./policy/authorize.js";
+import type { Decision } from "./policy/check.js";
+import { builtinPolicy, loadPolicyFile, type Policy } from "./policy/load.js";
+import { TMP_PLACEHOLDER } from "./policy/match.js";
+import { isTrustLevel, type TrustLevel } from "./policy/trust.js";
+import { translateOutcome } from "./sandbox/outcome.js";
+import { Supervisor } from "./sandbox/supervisor.js";
+import { toolDefinitions, type ToolFormat } from "./tools.js";
+
+export interface SkillHostOptions {
+  /** folder of skill folders; @default "skills" (relative to the current directory) */
+  skillsDir?: string;
+  /** policy file; @default "skillbox.policy.yaml" in the workspace if it exists, else the built-in defaults */
+  policy?: string;
+  /** @default process.cwd() */
+  workspace?: string;
+  /** security log file, or options; @default ".skillbox/audit.jsonl" in the workspace */
+  audit?: string | { file: string; key?: string };
+  /** sandbox worker processes; @default 2 */
+  workers?: number;
+  /** largest accepted input, JSON-encoded; @default 1 MiB */
+  maxInputBytes?: number;
+  /** warnings (skills skipped, log failures); @default stderr */
+  onWarning?: (message: string) => void;
+}
+
+export interface Caller {
+  id: string;
+  trust: TrustLevel;
+  session?: string;
+}
+
+export interface CallOptions {
+  caller?: Partial<Caller> & { trust?: string };
+}
+
+export type CallResult =
+  | { ok: true; callId: string; output: unknown; attempts: number; fallback: string | null; durationMs: number }
+  | { ok: false; callId: string; error: { code: ErrorCode; message: string; retryable: boolean; details?: unknown }; attempts: number; fallback: string | null; durationMs: number };
+
+export interface SkillInfo {
+  name: string;
+  version: string;
+  description: string;
+  dir: string;
+  entrySha256: string;
+  permissions: Manifest["permissions"];
+  limits: Manifest["limits"];
+  fallback: string | null;
+}
+
+/** A skill folder that could not be loaded, and why. */
+export interface LoadProblem {
+  dir: string;
+  code: ErrorCode;
+  message: string;
+  issues: Issue[];
+}
+
+/** A skill given from memory: a manifest object plus its module sources. */
+export interface SkillSource {
+  manifest: unknown;
+  files: Record<string, string>;
+}
+
+const DEFAULT_MAX_INPUT = 1024 * 1024;
+const MAX_FALLBACK_DEPTH = 3;
+
+/** The one object a host application holds: registry, policy, sandbox pool, security log. */
+export class SkillHost {
+  readonly workspace: string;
+  readonly policy: Policy;
+  readonly audit: AuditLog;
+  readonly loadProblems: LoadProblem[] = [];
+  private readonly skills = new Map<string, LoadedSkill>();
+  private readonly grants = new Map<string, AuthorizeResult>();
+  private readonly supervisor: Supervisor;
+  private readonly home: string;
+  private readonly maxInputBytes: number;
+  private readonly warn: (m: string) => void;
+  private closed = false;
+
+  private constructor(options: SkillHostOptions, policy: Policy, workspace: string) {
+    this.workspace = workspace;
+    this.policy = policy;
+    this.home = safeRealpath(homedir());
+    this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT;
+    this.warn = options.onWarning ?? ((m) => process.stderr.write(m + "\n"));
+    const audit = typeof options.audit === "string" ? { file: options.audit } : options.audit;
+    this.audit = new AuditLog({
+      file: resolve(workspace, audit?.file ?? ".skillbox/audit.jsonl"),
+      ...(audit && "key" in audit && audit.key !== undefined ? { key: audit.key } : {}),
+      onError: this.warn,
+    });
+    this.supervisor = new Supervisor({ workers: options.workers ?? 2 });
+  }
+
+  /** Opens a host: loads the policy (invalid: throws E_POLICY_INVALID) and every skill folder (broken ones are reported and skipped). */
+  static async open(options: SkillHostOptions = {}): Promise<SkillHost> {
+    let workspace: string;
+    try {
+      workspace = realpathSync.native(resolve(options.workspace ?? process.cwd()));
+    } catch {
+      throw new SkillError("E_INPUT_INVALID", `workspace ${options.workspace} does not exist`);
+    }
+    let policy: Policy;
+    if (options.policy !== undefined) policy = loadPolicyFile(resolve(options.policy));
+    else {
+      const implicit = join(workspace, "skillbox.policy.yaml");
+      policy = existsSync(implicit) ? loadPolicyFile(implicit) : builtinPolicy();
+    }
+    const host = new SkillHost(options, policy, workspace);
+    const skillsDir = resolve(options.skillsDir ?? "skills");
+    for (const dir of listSkillDirs(skillsDir)) {
+      try {
+        host.register(dir);
+      } catch (err) {
+        const e = asSkillError(err);
+        host.loadProblems.push({ dir, code: e.code, message: e.message, issues: err instanceof ValidationError ? err.issues : [] });
+        host.warn(`skillbox: skipped skill folder ${dir}:\n  ${e.message.split("\n").join("\n  ")}`);
+      }
+    }
+    await host.supervisor.warm();
+    return host;
+  }
+
+  /** Adds a skill from a folder, or from a manifest object plus module sources. Throws on an invalid skill. */
+  register(source: string | SkillSource): SkillInfo {
+    let skill: LoadedSkill;
+    if (typeof source === "string") skill = loadSkillDir(source);
+    else {
+      const manifest = validateManifest(source.manifest, "<registered manifest>");
+      const files = new Map(Object.entries(source.files));
+      skill = buildSkill(manifest, `/registered/${manifest.name}`, files, "<registered manifest>");
+    }
+    const existing = this.skills.get(skill.manifest.name);
+    if (existing && existing.dir !== skill.dir) {
+      throw new ValidationError("E_MANIFEST_INVALID", [{ file: join(skill.dir, "skill.yaml"), field: "name", message: `"${skill.manifest.name}" is already registered from ${existing.dir}` }]);
+    }
+    this.skills.set(skill.manifest.name, skill);
+    for (const key of this.grants.keys()) if (key.startsWith(skill.manifest.name + "\0")) this.grants.delete(key);
+    return info(skill);
+  }
+
+  list(): SkillInfo[] {
+    return [...this.skills.values()].map(info).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Skills the given trust level may run, as tool definitions for a model API or MCP. */
+  tools(format: ToolFormat, options: { trust?: TrustLevel } = {}): unknown[] {
+    const trust = options.trust ?? "untrusted";
+    const allowed = [...this.skills.values()].filter((s) => this.authorizeCached(s, trust).ok).sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
+    return toolDefinitions(format, allowed.map((s) => s.manifest));
+  }
+
+  /** Decides whether a skill may run at a trust level, without running it. */
+  authorize(name: string, trust: TrustLevel): AuthorizeResult {
+    const skill = this.skills.get(name);
+    if (!skill) throw new SkillError("E_SKILL_NOT_FOUND", `no skill named "${name}"`);
+    return this.authorizeCached(skill, trust);
+  }
+
+  private authorizeCached(skill: LoadedSkill, trust: TrustLevel): AuthorizeResult {
+    const key = `${skill.manifest.name}\0${trust}`;
+    let r = this.grants.get(key);
+    if (!r) {
+      r = authorize(skill.manifest, { trust, policy: this.policy, vars: { workspace: this.workspace, home: this.home, skill: skill.dir } });
+      this.grants.set(key, r);
+    }
+    return r;
+  }
+
+  /** Runs a skill for a caller. Never throws for the skill's failure: resolves to a CallResult. */
+  async call(name: string, input: unknown, options: CallOptions = {}): Promise<CallResult> {
+    return this.callInternal(name, input, options, 0, undefined);
+  }
+
+  private async callInternal(name: string, input: unknown, options: CallOptions, depth: number, parentCallId: string | undefined): Promise<CallResult> {
+    const started = performance.now();
+    const callId = randomUUID();
+    const c = options.caller ?? {};
+    const trustRaw = c.trust ?? "untrusted";
+    const caller: Caller = { id: typeof c.id === "string" && c.id ? c.id : "anonymous", trust: isTrustLevel(trustRaw) ? trustRaw : "untrusted", ...(typeof c.session === "string" ? { session: c.session } : {}) };
+    const base = { callId, skill: name, caller: caller.id, trust: caller.trust, session: caller.session ?? null, policyVersion: this.policy.version, ...(parentCallId ? { parentCallId } : {}) };
+    let attempts = 0;
+    let fallbackName: string | null = null;
+    const finish = (r: { ok: true; output: unknown } | { ok: false; error: SkillError }): CallResult => {
+      const durationMs = round(performance.now() - started);
+      if (r.ok) {
+        this.audit.event("call.end", { ...base, outcome: "ok", code: null, attempts, fallback: fallbackName, durationMs });
+        return { ok: true, callId, output: r.output, attempts, fallback: fallbackName, durationMs };
+      }
+      const error = r.error.toJSON();
+      this.audit.event("call.end", { ...base, outcome: "error", code: error.code, message: error.message, attempts, fallback: fallbackName, durationMs }, "warn");
+      return { ok: false, callId, error, attempts, fallback: fallbackName, durationMs };
+    };
+
+    this.audit.event("call.start", base);
+    if (this.closed) return finish({ ok: false, error: new SkillError("E_SKILL_ERROR", "the host is closed") });
+    if (!isTrustLevel(trustRaw)) {
+      const err = new SkillError("E_INPUT_INVALID", `caller.trust must be one of untrusted, user-verified, trusted, system; got ${JSON.stringify(trustRaw)}`);
+      this.audit.event("call.denied", { ...base, code: err.code, reason: err.message }, "warn");
+      return finish({ ok: false, error: err });
+    }
+    const skill = this.skills.get(name);
+    if (!skill) {
+      const broken = this.loadProblems.find((p) => p.dir.endsWith(`/${name}`));
+      const err = broken
+        ? new SkillError(broken.code, `skill "${name}" was not loaded: ${broken.message}`, { details: { issues: broken.issues } })
+        : new SkillError("E_SKILL_NOT_FOUND", `no skill named "${name}"; registered: ${[...this.skills.keys()].sort().join(", ") || "none"}`);
+      return finish({ ok: false, error: err });
+    }
+
+    // 2 input
+    const inputError = this.checkInput(skill, input);
+    if (inputError) {
+      this.audit.event("call.denied", { ...base, code: inputError.code, reason: inputError.message }, "warn");
+      return finish({ ok: false, error: inputError });
+    }
+
+    // 3 authorize
+    const auth = this.authorizeCached(skill, caller.trust);
+    if (!auth.ok) {
+      const message = describeNeeds(name, caller.trust, auth.needs);
+      this.audit.event("call.denied", { ...base, code: "E_PERMISSION_DENIED", needs: auth.needs.map((n) => ({ kind: n.kind, target: n.target, access: n.access ?? null, rule: n.reason })) }, "warn");
+      return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", message, { details: { needs: auth.needs } }) });
+    }
+    const grant = auth.grant;
+
+    // 5 execute, with retry and a deadline per attempt
+    const usesTmp = grant.files.some((r) => r.pattern.startsWith(TMP_PLACEHOLDER));
+    const tmpDir = usesTmp ? realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-"))) : join(tmpdir(), `skillbox-none-${callId}`);
+    const inputJson = JSON.stringify(input);
+    let failure: SkillError;
+    try {
+      const { value, attempts: n } = await withRetry(
+        skill.manifest.retry,
+        (attempt) => this.attempt(skill, grant, base, inputJson, tmpDir, attempt),
+        ({ attempt, error, retryDelayMs, willRetry }) => {
+          this.audit.event("attempt.end", { ...base, attempt, outcome: "error", code: error.code, message: error.message, retryable: error.retryable, willRetry, retryDelayMs }, "warn");
+        },
+      );
+      attempts = n;
+      return finish({ ok: true, output: value });
+    } catch (err) {
+      failure = asSkillError(err);
+      attempts = (err as { attempts?: number }).attempts ?? attempts;
+    } finally {
+      if (usesTmp) rmSync(tmpDir, { recursive: true, force: true });
+    }
+
+    // 6 fallback
+    const fb = skill.manifest.fallback;
+    if (fb && FALLBACK_CODES.has(failure.code)) {
+      if ("skill" in fb) {
+        fallbackName = fb.skill;
+        this.audit.event("fallback.start", { ...base, fallback: fb.skill, after: failure.code });
+        if (depth >= MAX_FALLBACK_DEPTH) {
+          return finish({ ok: false, error: new SkillError("E_SKILL_ERROR", `fallback chain deeper than ${MAX_FALLBACK_DEPTH}; stopped at ${fb.skill}`, { details: { primary: failure.toJSON() } }) });
+        }
+        const r = await this.callInternal(fb.skill, input, { caller }, depth + 1, callId);
+        if (r.ok) return finish({ ok: true, output: r.output });
+        return finish({ ok: false, error: new SkillError(r.error.code, `${name} failed (${failure.code}: ${failure.message}); its fallback ${fb.skill} failed too: ${r.error.message}`, { retryable: false, details: { primary: failure.toJSON(), fallback: r.error } }) });
+      }
+      fallbackName = fb.command.join(" ");
+      this.audit.event("fallback.start", { ...base, fallback: fallbackName, after: failure.code });
+      this.audit.event("capability", { ...base, op: "exec", target: fallbackName, decision: "deny", rule: "not-available" }, "warn");
+      return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", `${name}: fallback command "${fallbackName}" refused: running processes is not available in this skillbox version`, { details: { primary: failure.toJSON() } }) });
+    }
+    return finish({ ok: false, error: failure });
+  }
+
+  private checkInput(skill: LoadedSkill, input: unknown): SkillError | undefined {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(input);
+    } catch (err) {
+      return new SkillError("E_INPUT_INVALID", `input is not JSON: ${(err as Error).message}`);
+    }
+    if (json === undefined || input === null || typeof input !== "object" || Array.isArray(input)) {
+      return new SkillError("E_INPUT_INVALID", `input must be a JSON object, got ${json === undefined ? typeof input : json.slice(0, 40)}`);
+    }
+    if (Buffer.byteLength(json) > this.maxInputBytes) return new SkillError("E_INPUT_INVALID", `input is ${Buffer.byteLength(json)} bytes, more than the cap of ${this.maxInputBytes}`);
+    const errors = skill.validateInput(input);
+    if (errors.length > 0) return new SkillError("E_INPUT_INVALID", `${skill.manifest.name}: invalid input: ${errors.join("; ")}`, { details: { errors } });
+    return undefined;
+  }
+
+  private async attempt(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, inputJson: string, tmpDir: string, attempt: number): Promise<unknown> {
+    const started = performance.now();
+    this.audit.event("attempt.start", { ...base, attempt });
+    let denied: PermissionDenied | undefined;
+    let cancel = () => undefined as void;
+    const scope: CapabilityScope = {
+      grant,
+      workspace: this.workspace,
+      tmpDir,
+      record: (op: string, target: string, d: Decision) => {
+        this.audit.event("capability", { ...base, attempt, op, target, decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : { reason: d.reason }) }, d.allowed ? "info" : "warn");
+      },
+      log: (level, message, fields) => this.audit.event("skill.log", { ...base, attempt, level, message, fields: capJson(fields) }),
+      denied: (err) => {
+        denied ??= err;
+        cancel();
+      },
+    };
+    const { limits } = grant;
+    const handle = this.supervisor.run({
+      code: { key: `${skill.manifest.name}@${skill.entrySha256}@${skill.dir}`, name: skill.manifest.name, entry: skill.manifest.entry, files: [...skill.files] },
+      inputJson,
+      envJson: JSON.stringify({ workspace: this.workspace, home: this.home, skill: skill.dir, tmp: tmpDir, callId: base["callId"], attempt, trust: grant.trust }),
+      memoryMb: limits.memoryMb,
+      timeoutMs: limits.timeoutMs,
+      outputBytes: limits.outputBytes,
+      onCapability: (op, args) => dispatch(scope, op, args),
+    });
+    cancel = handle.cancel;
+    try {
+      const { outcome, cpuMs } = await withDeadline(handle.result, limits.timeoutMs, handle.cancel, skill.manifest.name);
+      if (denied) throw new SkillError("E_PERMISSION_DENIED", `${skill.manifest.name}: ${denied.message}`, { details: { op: denied.op, target: denied.target, rule: denied.decision.rule } });
+      const { output } = translateOutcome(outcome, limits, skill.manifest.name);
+      const outErrors = skill.validateOutput(output);
+      if (outErrors.length > 0) throw new SkillError("E_OUTPUT_INVALID", `${skill.manifest.name} returned invalid output: ${outErrors.join("; ")}`, { details: { errors: outErrors } });
+      this.audit.event("attempt.end", { ...base, attempt, outcome: "ok", durationMs: round(performance.now() - started), cpuMs: round(cpuMs) });
+      return output;
+    } catch (err) {
+      if (denied) throw new SkillError("E_PERMISSION_DENIED", `${skill.manifest.name}: ${denied.message}`, { details: { op: denied.op, target: denied.target, rule: denied.decision.rule } });
+      throw err;
+    }
+  }
+
+  /** Stops the sandbox workers and flushes the security log. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.supervisor.close();
+    if (this.audit.failures > 0) this.warn(`skillbox: ${this.audit.failures} security log event(s) could not be written to ${this.audit.file}`);
+    await this.audit.close();
+  }
+}
+
+function info(s: LoadedSkill): SkillInfo {
+  const fb = s.manifest.fallback;
+  return {
+    name: s.manifest.name,
+    version: s.manifest.version,
+    description: s.manifest.description,
+    dir: s.dir,
+    entrySha256: s.entrySha256,
+    permissions: s.manifest.permissions,
+    limits: s.manifest.limits,
+    fallback: fb ? ("skill" in fb ? fb.skill : fb.command.join(" ")) : null,
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+function capJson(v: unknown): unknown {
+  const s = JSON.stringify(v ?? null);
+  return s.length > 8192 ? { truncated: true, preview: s.slice(0, 512) } : v;
+}
+
+function safeRealpath(p: string): string {
+  try {
+    return realpathSync.native(p);
+  } catch {
+    return p;
+  }
+}

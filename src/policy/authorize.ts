@@ -1,0 +1,175 @@
+import type { FileAccess, Manifest, NetworkRule, ProcessRule } from "../manifest/schema.js";
+import { expandVars, type PathVars } from "../util/vars.js";
+import type { Policy } from "./load.js";
+import { compileFileRule, compileGlob, denyCoversNeed, globCovers, TMP_PLACEHOLDER, type CompiledFileRule } from "./match.js";
+import type { CeilingLimits, TrustLevel } from "./trust.js";
+
+/** One need of a manifest that the caller's trust level does not cover. */
+export interface UncoveredNeed {
+  kind: "files" | "network" | "process" | "limits";
+  /** the need as declared, e.g. "${workspace}/notes/**" or "api.example.com" */
+  target: string;
+  access?: string;
+  /** why it is not covered, naming the deny rule or the missing ceiling rule */
+  reason: string;
+}
+
+/** Effective permissions of one skill for one trust level: declared ∩ ceiling − deny, compiled. */
+export interface Grant {
+  skill: string;
+  trust: TrustLevel;
+  policyVersion: string;
+  files: CompiledFileRule[];
+  ceilingFiles: CompiledFileRule[];
+  denyFiles: { pattern: string; test: (p: string) => boolean }[];
+  network: NetworkRule[];
+  ceilingNetwork: NetworkRule[];
+  denyNetwork: string[];
+  process: ProcessRule[];
+  ceilingProcess: ProcessRule[];
+  binPath: string[];
+  limits: CeilingLimits;
+}
+
+export type AuthorizeResult = { ok: true; grant: Grant } | { ok: false; needs: UncoveredNeed[] };
+
+export interface AuthorizeContext {
+  trust: TrustLevel;
+  policy: Policy;
+  /** workspace and home (real paths); `skill` is the skill's real folder */
+  vars: PathVars;
+}
+
+/**
+ * Pure: decides whether `manifest` may run for a caller of `ctx.trust`. Returns the Grant, or
+ * every uncovered need at once. Nothing runs, nothing is read from disk.
+ */
+export function authorize(manifest: Manifest, ctx: AuthorizeContext): AuthorizeResult {
+  const { trust, policy } = ctx;
+  const ceiling = policy.ceilings[trust];
+  const vars: PathVars = { ...ctx.vars, tmp: TMP_PLACEHOLDER };
+  const needs: UncoveredNeed[] = [];
+  const level = `trust level "${trust}"`;
+
+  const ceilingFiles = ceiling.files.map((r) => compileFileRule(r.path, expandVars(r.path, { ...vars, tmp: "/nonexistent-tmp" }), r.access));
+  const denyFiles = policy.deny.files.map((p) => ({ pattern: p, test: compileGlob(expandVars(p, vars)) }));
+
+  const files: CompiledFileRule[] = [];
+  for (const rule of manifest.permissions.files) {
+    const pattern = expandVars(rule.path, vars);
+    const inTmp = pattern === TMP_PLACEHOLDER || pattern.startsWith(TMP_PLACEHOLDER + "/");
+    for (const access of rule.access) {
+      const deny = denyFiles.find((d) => denyCoversNeed(d.test, pattern));
+      if (deny) {
+        needs.push({ kind: "files", target: rule.path, access, reason: `matches deny rule "${deny.pattern}", which no trust level overrides` });
+        continue;
+      }
+      if (inTmp) continue; // ${tmp} is private to the call: granted at every level
+      if (!ceilingFiles.some((c) => c.access.has(access) && globCovers(c.pattern, pattern))) {
+        needs.push({ kind: "files", target: rule.path, access, reason: `${level} allows ${describeCeilingFiles(ceiling.files, access)}` });
+      }
+    }
+    files.push(compileFileRule(rule.path, pattern, rule.access));
+  }
+
+  for (const rule of manifest.permissions.network) {
+    const host = normalizeHost(rule.host);
+    const deny = policy.deny.network.find((d) => normalizeHost(d) === host);
+    if (deny) {
+      needs.push({ kind: "network", target: rule.host, reason: `matches deny rule "${deny}", which no trust level overrides` });
+    } else if (!ceiling.network.some((c) => networkCovers(c, rule))) {
+      needs.push({ kind: "network", target: describeNetwork(rule), reason: `${level} allows ${ceiling.network.length ? ceiling.network.map(describeNetwork).join(", ") : "no network access"}` });
+    }
+  }
+
+  for (const rule of manifest.permissions.process) {
+    if (!ceiling.process.some((c) => processCovers(c, rule))) {
+      needs.push({ kind: "process", target: [rule.command, ...(rule.args ?? [])].join(" "), reason: `${level} allows ${ceiling.process.length ? "only " + ceiling.process.map((c) => c.command).join(", ") : "no processes"}` });
+    }
+  }
+
+  const lim = manifest.limits;
+  for (const key of ["memoryMb", "timeoutMs", "outputBytes"] as const) {
+    const want = lim[key];
+    if (want !== undefined && want > ceiling.limits[key]) {
+      needs.push({ kind: "limits", target: `${key}: ${want}`, reason: `${level} allows at most ${key}: ${ceiling.limits[key]}` });
+    }
+  }
+
+  if (needs.length > 0) return { ok: false, needs };
+  return {
+    ok: true,
+    grant: {
+      skill: manifest.name,
+      trust,
+      policyVersion: policy.version,
+      files,
+      ceilingFiles,
+      denyFiles,
+      network: manifest.permissions.network,
+      ceilingNetwork: ceiling.network,
+      denyNetwork: policy.deny.network.map(normalizeHost),
+      process: manifest.permissions.process,
+      ceilingProcess: ceiling.process,
+      binPath: policy.binPath,
+      limits: {
+        memoryMb: lim.memoryMb ?? ceiling.limits.memoryMb,
+        timeoutMs: lim.timeoutMs ?? ceiling.limits.timeoutMs,
+        outputBytes: lim.outputBytes ?? ceiling.limits.outputBytes,
+      },
+    },
+  };
+}
+
+/** "skill needs read access to X, which trust level "u" does not allow (reason)". */
+export function describeNeeds(skill: string, trust: TrustLevel, needs: UncoveredNeed[]): string {
+  const lines = needs.map((n) => {
+    const what = n.kind === "files" ? `${n.access} access to ${n.target}` : n.kind === "network" ? `network access to ${n.target}` : n.kind === "process" ? `to run ${n.target}` : n.target;
+    return `${skill} needs ${what}, which trust level "${trust}" does not allow (${n.reason})`;
+  });
+  return lines.join("\n");
+}
+
+function describeCeilingFiles(rules: { path: string; access: FileAccess[] }[], access: FileAccess): string {
+  const withAccess = rules.filter((r) => r.access.includes(access));
+  return withAccess.length ? `${access} only under ${withAccess.map((r) => r.path).join(", ")}` : `no ${access} access to files`;
+}
+
+export function normalizeHost(host: string): string {
+  return host.toLowerCase().replace(/\.$/, "");
+}
+
+const IP_LIKE = /^(\[.*\]|[0-9.]+(\/\d+)?|[0-9a-f:]*:[0-9a-f:.]*(\/\d+)?)$/i;
+
+export function hostCovers(ceilingHost: string, needHost: string): boolean {
+  const c = normalizeHost(ceilingHost);
+  const n = normalizeHost(needHost);
+  if (c === n) return true;
+  if (IP_LIKE.test(n)) return false; // addresses must be named explicitly
+  if (c === "*") return true;
+  if (c.startsWith("*.")) {
+    const suffix = c.slice(1); // ".example.com"
+    return n.endsWith(suffix) && n !== "*";
+  }
+  return false;
+}
+
+function describeNetwork(r: NetworkRule): string {
+  return `${r.scheme ?? "https"}://${r.host}${r.port ? ":" + r.port : ""}${r.methods ? " [" + r.methods.join(",") + "]" : ""}`;
+}
+
+export function networkCovers(c: NetworkRule, n: NetworkRule): boolean {
+  if (!hostCovers(c.host, n.host)) return false;
+  if ((c.scheme ?? "https") !== (n.scheme ?? "https")) return false;
+  if (c.port !== undefined && c.port !== n.port) return false;
+  if (c.methods !== undefined && (n.methods === undefined || !n.methods.every((m) => c.methods!.includes(m)))) return false;
+  return true;
+}
+
+const ANY_ARG = new Set(["*", "**", "/.*/", "/^.*$/"]);
+
+export function processCovers(c: ProcessRule, n: ProcessRule): boolean {
+  if (c.command !== n.command) return false;
+  const cArgs = c.args ?? [];
+  return (n.args ?? []).every((a) => cArgs.includes(a) || cArgs.some((x) => ANY_ARG.has(x)));
+}

@@ -1,0 +1,35 @@
+import type { FileAccess } from "../manifest/schema.js";
+import type { Grant } from "./authorize.js";
+import { TMP_PLACEHOLDER } from "./match.js";
+
+/** A decision on one access; `rule` names what decided it, and is what the log records. */
+export type Decision = { allowed: true; rule: string } | { allowed: false; rule: string; reason: string };
+
+function inside(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith("/") ? dir : dir + "/");
+}
+
+/**
+ * Pure: may this grant perform `access` on `realPath` (absolute, normalized, symlink-resolved)?
+ * Deny rules first, then the manifest's declared rules, then the trust level's ceiling.
+ * `lexicalPath` (normalized, before symlink resolution) is checked against deny rules too.
+ */
+export function checkFileAccess(grant: Grant, realPath: string, access: FileAccess, tmpDir: string, lexicalPath = realPath): Decision {
+  if (realPath.includes("\0") || !realPath.startsWith("/")) return { allowed: false, rule: "path", reason: "not an absolute path" };
+  for (const d of grant.denyFiles) {
+    if (d.test(realPath) || d.test(lexicalPath)) return { allowed: false, rule: `deny:${d.pattern}`, reason: `matches deny rule "${d.pattern}"` };
+  }
+  if (inside(realPath, TMP_PLACEHOLDER)) return { allowed: false, rule: "path", reason: "reserved path" };
+  const inTmp = inside(realPath, tmpDir);
+  const subject = inTmp ? TMP_PLACEHOLDER + realPath.slice(tmpDir.length) : realPath;
+  const declared = grant.files.find((r) => r.access.has(access) && r.test(subject));
+  if (!declared) {
+    return { allowed: false, rule: "manifest", reason: `the manifest of ${grant.skill} declares no ${access} access to it` };
+  }
+  if (inTmp) return { allowed: true, rule: declared.label };
+  const ceiling = grant.ceilingFiles.find((r) => r.access.has(access) && r.test(realPath));
+  if (!ceiling) {
+    return { allowed: false, rule: `ceiling:${grant.trust}`, reason: `trust level "${grant.trust}" does not allow ${access} access to it` };
+  }
+  return { allowed: true, rule: declared.label };
+}

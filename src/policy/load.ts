@@ -1,0 +1,71 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { ValidationError } from "../errors.js";
+import { zodIssues } from "../manifest/schema.js";
+import { parseYamlSafe } from "../util/yaml.js";
+import { policySchema } from "./schema.js";
+import { DEFAULT_CEILINGS, DEFAULT_DENY, TRUST_LEVELS, type Ceiling, type TrustLevel } from "./trust.js";
+
+export const DEFAULT_BIN_PATH = ["/usr/local/bin", "/usr/bin", "/bin"];
+
+/** The policy in force: a ceiling per level, global deny rules, where it came from. */
+export interface Policy {
+  source: string;
+  /** content hash (first 12 hex digits) plus the optional `version:` label */
+  version: string;
+  ceilings: Record<TrustLevel, Ceiling>;
+  deny: { files: string[]; network: string[] };
+  binPath: string[];
+}
+
+export function builtinPolicy(): Policy {
+  return {
+    source: "built-in",
+    version: "built-in",
+    ceilings: structuredClone(DEFAULT_CEILINGS),
+    deny: { files: [...DEFAULT_DENY.files], network: [...DEFAULT_DENY.network] },
+    binPath: [...DEFAULT_BIN_PATH],
+  };
+}
+
+/** Loads a policy file. Levels it does not mention keep their built-in ceilings; deny rules add to the built-in ones. */
+export function loadPolicyFile(file: string): Policy {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ValidationError("E_POLICY_INVALID", [{ file, field: "", message: `cannot read policy file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]);
+  }
+  return parsePolicy(text, file);
+}
+
+export function parsePolicy(text: string, file: string): Policy {
+  const parsed = parseYamlSafe(text, file);
+  if (!parsed.ok) throw new ValidationError("E_POLICY_INVALID", parsed.issues);
+  const result = policySchema.safeParse(parsed.yaml.value ?? {});
+  if (!result.success) throw new ValidationError("E_POLICY_INVALID", zodIssues(result.error, file, parsed.yaml.lineOf));
+  const p = result.data;
+  const base = builtinPolicy();
+  for (const level of TRUST_LEVELS) {
+    const c = p.trust?.[level];
+    if (!c) continue;
+    const def = base.ceilings[level];
+    base.ceilings[level] = {
+      files: c.files ?? def.files,
+      network: c.network ?? def.network,
+      process: c.process ?? def.process,
+      limits: { ...def.limits, ...stripUndefined(c.limits ?? {}) },
+    };
+  }
+  base.deny.files.push(...(p.deny?.files ?? []));
+  base.deny.network.push(...(p.deny?.network ?? []));
+  if (p.binPath) base.binPath = p.binPath;
+  const hash = createHash("sha256").update(text).digest("hex").slice(0, 12);
+  base.source = file;
+  base.version = typeof p.version === "string" ? `${p.version}@${hash}` : hash;
+  return base;
+}
+
+function stripUndefined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]: Exclude<T[K], undefined> };
+}
