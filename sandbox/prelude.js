@@ -1,11 +1,12 @@
 // Runs inside every skill isolate, before any skill code. It builds the `ctx` object.
 //
-// The script evaluates to one function that the worker calls once with the host callback.
-// That callback stays in this closure: skill code can never reach it, a Reference, or any
-// other host object. Every value crosses as a JSON string, parsed and stringified with the
+// The script evaluates to one function that the worker calls once with `send`, a plain
+// fire-and-forget function (an isolated-vm Callback whose result is ignored). It stays in this
+// closure: skill code can never reach it, a Reference, or any other host object. Replies
+// come back through `deliver`, which the worker calls with the request id and a string. Every value crosses as a JSON string, parsed and stringified with the
 // intrinsics captured here before skill code could replace them; the host validates every
 // argument again on its side.
-(function prelude(hostCall) {
+(function prelude(send) {
   "use strict";
   const parse = JSON.parse;
   const stringify = JSON.stringify;
@@ -15,6 +16,24 @@
   const PromiseCtor = Promise;
   const then = Promise.prototype.then;
   const apply = Reflect.apply;
+  const create = Object.create;
+
+  // Waiting capability calls by id; a null-prototype object has no methods skill code could patch.
+  const pending = create(null);
+  let nextId = 1;
+  function deliver(id, text) {
+    const resolve = pending[id];
+    if (resolve === undefined) return;
+    delete pending[id];
+    resolve(text);
+  }
+  function hostCall(op, argsJson) {
+    return new PromiseCtor((resolve) => {
+      const id = nextId++;
+      pending[id] = resolve;
+      send(id, op, argsJson);
+    });
+  }
 
   class RetryableError extends ErrorCtor {
     constructor(message) {
@@ -102,7 +121,7 @@
     return { name: name.slice(0, 200), message: message.slice(0, 4000), retryable: retryable === true };
   }
 
-  return async function invoke(main, inputJson, envJson) {
+  async function invoke(main, inputJson, envJson) {
     try {
       if (typeof main !== "function") {
         return stringify({ ok: false, error: { name: "TypeError", message: "the entry module has no default export function", retryable: false } });
@@ -120,5 +139,7 @@
     } catch (err) {
       return stringify({ ok: false, error: describeError(err) });
     }
-  };
+  }
+
+  return freeze({ invoke, deliver });
 });

@@ -32,6 +32,8 @@ export interface SkillHostOptions {
   workers?: number;
   /** largest accepted input, JSON-encoded; @default 1 MiB */
   maxInputBytes?: number;
+  /** start the sandbox workers at open, ahead of the first call; @default true */
+  warm?: boolean;
   /** warnings (skills skipped, log failures); @default stderr */
   onWarning?: (message: string) => void;
 }
@@ -132,7 +134,7 @@ export class SkillHost {
         host.warn(`skillbox: skipped skill folder ${dir}:\n  ${e.message.split("\n").join("\n  ")}`);
       }
     }
-    await host.supervisor.warm();
+    if (options.warm !== false) await host.supervisor.warm();
     return host;
   }
 

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, realpathSync, rmdirSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, fstatSync, lstatSync, openSync, readdirSync, readSync, realpathSync, rmdirSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import type { FileAccess } from "../manifest/schema.js";
 import type { Grant } from "../policy/authorize.js";
@@ -37,13 +37,20 @@ function resolveTarget(raw: unknown, scope: FsScope, op: string): Target {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw fsFailure(op, lexical, err);
   }
-  // The target does not exist (yet): its parent must, and the new name is appended to the parent's real path.
-  try {
-    const parent = realpathSync.native(dirname(lexical));
-    return { lexical, real: resolve(parent, basename(lexical)), exists: false };
-  } catch (err) {
-    // Check the lexical path so a denial is still reported as a denial, not as "missing".
-    return { lexical, real: lexical, exists: false };
+  // The target does not exist (yet): resolve its nearest existing ancestor and append the rest,
+  // so a symlink anywhere on the way is followed before the check, never after.
+  let ancestor = dirname(lexical);
+  const restParts = [basename(lexical)];
+  for (;;) {
+    try {
+      const real = realpathSync.native(ancestor);
+      return { lexical, real: resolve(real, ...restParts), exists: false };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== "ENOENT" && code !== "ENOTDIR") || ancestor === "/") return { lexical, real: lexical, exists: false };
+      restParts.unshift(basename(ancestor));
+      ancestor = dirname(ancestor);
+    }
   }
 }
 
@@ -94,11 +101,20 @@ export function writeFile(scope: FsScope, path: unknown, data: unknown): null {
   authorizeAccess(scope, "fs.writeFile", t, canCreate ? "create" : "write");
   let fd: number | undefined;
   try {
+    const parent = dirname(t.real);
+    if (!t.exists && !existsSync(parent)) {
+      // Missing folders on the way are created only where the grant allows creating.
+      const d = checkFileAccess(scope.grant, parent, "create", scope.tmpDir);
+      scope.record("fs.mkdir", parent, d);
+      if (!d.allowed) throw new PermissionDenied("fs.mkdir", parent, d);
+      mkdirSync(parent, { recursive: true });
+    }
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (t.exists ? constants.O_TRUNC : constants.O_EXCL);
     fd = openSync(t.real, flags, 0o644);
     writeSync(fd, data);
     return null;
   } catch (err) {
+    if (err instanceof PermissionDenied) throw err;
     throw fsFailure("fs.writeFile", t.real, err);
   } finally {
     if (fd !== undefined) closeSync(fd);

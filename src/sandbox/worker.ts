@@ -19,7 +19,7 @@ interface Active {
 const active = new Map<number, Active>();
 let nextReq = 1;
 
-function send(msg: FromWorker): void {
+function sendToHost(msg: FromWorker): void {
   if (process.connected) process.send!(msg);
 }
 
@@ -101,7 +101,7 @@ async function run(req: RunRequest): Promise<void> {
     st?.pending.clear();
     active.delete(req.id);
   }
-  send({ t: "done", id: req.id, outcome, cpuMs });
+  sendToHost({ t: "done", id: req.id, outcome, cpuMs });
 }
 
 async function runInIsolate(isolate: ivm.Isolate, state: Active, code: SkillCode & { fileMap: Map<string, string> }, req: RunRequest): Promise<RunOutcome> {
@@ -112,24 +112,31 @@ async function runInIsolate(isolate: ivm.Isolate, state: Active, code: SkillCode
   await global.delete("SharedArrayBuffer");
   await global.delete("Atomics");
 
-  const hostCall = new ivm.Callback(
-    (op: unknown, args: unknown) =>
-      new Promise<string>((resolve) => {
-        if (state.cancelled || typeof op !== "string" || typeof args !== "string") {
-          resolve(JSON.stringify({ ok: false, error: { code: "E_SKILL_ERROR", message: "invalid capability call", retryable: false } }));
-          return;
-        }
-        const reqId = nextReq++;
-        state.pending.set(reqId, resolve);
-        send({ t: "cap", id: req.id, reqId, op, args });
-      }),
-    { async: true },
+  // The isolate gets one plain function that sends a request and returns nothing; replies
+  // are delivered by calling the prelude's `deliver` from here. No Reference enters the isolate.
+  let deliver: ivm.Reference | undefined;
+  const send = new ivm.Callback(
+    (reqId: unknown, op: unknown, args: unknown) => {
+      const reply = (text: string) => {
+        if (!state.cancelled && deliver) deliver.apply(undefined, [reqId, text], { arguments: { copy: true } }).catch(() => undefined);
+      };
+      if (state.cancelled || typeof reqId !== "number" || typeof op !== "string" || typeof args !== "string") {
+        reply(JSON.stringify({ ok: false, error: { code: "E_SKILL_ERROR", message: "invalid capability call", retryable: false } }));
+        return;
+      }
+      const hostReq = nextReq++;
+      state.pending.set(hostReq, reply);
+      sendToHost({ t: "cap", id: req.id, reqId: hostReq, op, args });
+    },
+    { ignored: true },
   );
 
   const preludeScript = await isolate.compileScript(PRELUDE_SOURCE, { filename: "skillbox:prelude.js" });
   const preludeFn = await preludeScript.run(context, { reference: true, timeout: req.timeoutMs });
-  const invoke = await preludeFn.apply(undefined, [hostCall], { result: { reference: true }, timeout: req.timeoutMs });
+  const api = (await preludeFn.apply(undefined, [send], { result: { reference: true }, timeout: req.timeoutMs })) as ivm.Reference<{ invoke: unknown; deliver: unknown }>;
   preludeFn.release();
+  const invoke = await api.get("invoke", { reference: true });
+  deliver = await api.get("deliver", { reference: true });
 
   const modules = new Map<string, ivm.Module>();
   const compile = async (path: string): Promise<ivm.Module> => {
@@ -190,7 +197,7 @@ function engineOutcome(err: unknown, state: Active | undefined): RunOutcome {
   return { kind: "thrown", name: (err as Error)?.name ?? "Error", message, retryable: false };
 }
 
-send({ t: "ready", pid: process.pid });
+sendToHost({ t: "ready", pid: process.pid });
 
 // A stray rejection from a disposed isolate must never take the worker (and its other calls) down.
 process.on("unhandledRejection", () => undefined);
