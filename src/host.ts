@@ -343,6 +343,11 @@ export class SkillHost {
     }
   }
 
+  /** The sandbox pool: worker process ids, workers killed so far, attempts in flight. */
+  sandboxStats(): { workerPids: number[]; kills: number; inflight: number } {
+    return this.supervisor.stats();
+  }
+
   /** Stops the sandbox workers and flushes the security log. */
   async close(): Promise<void> {
     if (this.closed) return;

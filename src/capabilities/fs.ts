@@ -63,7 +63,7 @@ function authorizeAccess(scope: FsScope, op: string, t: Target, access: FileAcce
 function fsFailure(op: string, path: string, err: unknown): CapabilityFailure {
   const code = (err as NodeJS.ErrnoException).code ?? "EIO";
   const transient = ["EAGAIN", "EBUSY", "EMFILE", "ENFILE", "EIO", "ETIMEDOUT"].includes(code);
-  const what: Record<string, string> = { ENOENT: "no such file or folder", EISDIR: "is a folder", ENOTDIR: "not a folder", ENOTEMPTY: "folder is not empty", ELOOP: "is a symbolic link", EACCES: "the operating system refused access" };
+  const what: Record<string, string> = { ENOENT: "no such file or folder", EISDIR: "is a folder", ENOTDIR: "not a folder", ENOTEMPTY: "folder is not empty", ELOOP: "is a symbolic link", EEXIST: "already exists (a symbolic link, or a file created meanwhile); not written through", EACCES: "the operating system refused access" };
   return new CapabilityFailure(`${op} ${path}: ${what[code] ?? code}`, transient);
 }
 

@@ -198,6 +198,15 @@ export class Supervisor {
     t.unref();
   }
 
+  /** Worker process ids and how many workers were killed so far. */
+  stats(): { workerPids: number[]; kills: number; inflight: number } {
+    return {
+      workerPids: this.workers.map((w) => w.child.pid).filter((p): p is number => p !== undefined),
+      kills: this.kills,
+      inflight: this.workers.reduce((n, w) => n + w.inflight.size, 0),
+    };
+  }
+
   /** Kills every worker; calls still in flight end as cancelled. */
   async close(): Promise<void> {
     this.closed = true;

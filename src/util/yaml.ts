@@ -1,4 +1,4 @@
-import { isNode, LineCounter, parseDocument, type Document } from "yaml";
+import { isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, type Document } from "yaml";
 import type { Issue } from "../errors.js";
 
 /** Maximum size of a manifest or policy file. Larger files are refused before parsing. */
@@ -41,9 +41,19 @@ export function parseYamlSafe(text: string, file: string): { ok: true; yaml: Par
 }
 
 function lineOfPath(doc: Document, counter: LineCounter, path: readonly PropertyKey[]): number | undefined {
-  for (let n = path.length; n >= 0; n--) {
-    const node: unknown = doc.getIn(path.slice(0, n) as unknown[], true);
-    if (isNode(node) && node.range) return counter.linePos(node.range[0]).line;
+  for (let n = path.length; n >= 1; n--) {
+    // Prefer the key's line ("rateLimits:" rather than the value below it).
+    const parent: unknown = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1) as unknown[], true);
+    const last = path[n - 1];
+    if (isMap(parent)) {
+      const pair = parent.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === last);
+      const node = pair ? (isNode(pair.key) ? pair.key : pair.value) : undefined;
+      if (isNode(node) && node.range) return counter.linePos(node.range[0]).line;
+    } else if (isSeq(parent) && typeof last === "number") {
+      const node = parent.items[last];
+      if (isNode(node) && node.range) return counter.linePos(node.range[0]).line;
+    }
   }
-  return undefined;
+  const root = doc.contents;
+  return isNode(root) && root.range ? counter.linePos(root.range[0]).line : undefined;
 }
