@@ -32,7 +32,8 @@ export interface Fixture {
   skills: string;
   auditFile: string;
   open(extra?: Partial<SkillHostOptions>): Promise<SkillHost>;
-  events(): Array<Record<string, unknown>>;
+  /** Flushes the last opened host's log, then parses every line. */
+  events(): Promise<Array<Record<string, unknown>>>;
 }
 
 /** A temporary workspace with a skills folder and an audit file inside it. */
@@ -43,13 +44,20 @@ export function fixture(): Fixture {
   mkdirSync(workspace);
   mkdirSync(skills);
   const auditFile = join(root, "audit.jsonl");
+  let last: SkillHost | undefined;
   return {
     root,
     workspace,
     skills,
     auditFile,
-    open: (extra = {}) => SkillHost.open({ skillsDir: skills, workspace, audit: auditFile, workers: 1, onWarning: () => undefined, ...extra }),
-    events: () => readEvents(auditFile),
+    open: async (extra = {}) => {
+      last = await SkillHost.open({ skillsDir: skills, workspace, audit: auditFile, workers: 1, onWarning: () => undefined, ...extra });
+      return last;
+    },
+    events: async () => {
+      await last?.audit.flush();
+      return readEvents(auditFile);
+    },
   };
 }
 

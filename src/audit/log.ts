@@ -1,7 +1,7 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import pino, { type Logger } from "pino";
 import { GENESIS, lineHash } from "./chain.js";
+import { AppendSink } from "./sink.js";
 
 export interface AuditOptions {
   /** JSON-lines file; @default ".skillbox/audit.jsonl" in the workspace */
@@ -46,13 +46,12 @@ function lastLine(file: string): string | undefined {
 export class AuditLog {
   readonly file: string;
   private readonly logger: Logger;
-  private readonly dest: ReturnType<typeof pino.destination> | undefined;
+  private readonly sink: AppendSink;
   private seq = 0;
   private prev = GENESIS;
   private readonly key: string | undefined;
   private readonly onError: (message: string) => void;
-  /** log lines that could not be written */
-  failures = 0;
+  private failedEarly = 0;
   private reported = false;
 
   constructor(options: AuditOptions) {
@@ -70,27 +69,11 @@ export class AuditLog {
         this.prev = lineHash(last, this.key);
       }
     }
-    let dest: ReturnType<typeof pino.destination> | undefined;
-    try {
-      mkdirSync(dirname(this.file), { recursive: true });
-      dest = pino.destination({ dest: this.file, sync: false, append: true, mkdir: true });
-      dest.on("error", (err: Error) => this.fail(err));
-    } catch (err) {
-      this.fail(err as Error);
-    }
-    this.dest = dest;
+    this.sink = new AppendSink(this.file, (err) => this.fail(err));
     const sink = {
       write: (line: string) => {
         this.prev = lineHash(line.endsWith("\n") ? line.slice(0, -1) : line, this.key);
-        if (!this.dest) {
-          this.failures++;
-          return;
-        }
-        try {
-          this.dest.write(line);
-        } catch (err) {
-          this.fail(err as Error);
-        }
+        this.sink.write(line);
       },
     };
     this.logger = pino(
@@ -106,8 +89,12 @@ export class AuditLog {
     );
   }
 
+  /** log lines that could not be written */
+  get failures(): number {
+    return this.sink.failed + this.failedEarly;
+  }
+
   private fail(err: Error): void {
-    this.failures++;
     if (!this.reported) {
       this.reported = true;
       this.onError(`skillbox: cannot write the security log ${this.file}: ${(err as NodeJS.ErrnoException).code ?? err.message}; calls go on, events are being lost`);
@@ -119,23 +106,18 @@ export class AuditLog {
     try {
       this.logger[level]({ event: name, ...fields });
     } catch (err) {
+      this.failedEarly++;
       this.fail(err as Error);
     }
   }
 
+  /** Resolves once every event written so far is in the file (or has failed). */
+  flush(): Promise<void> {
+    return this.sink.flush();
+  }
+
   /** Flushes and closes the file. */
-  async close(): Promise<void> {
-    const dest = this.dest;
-    if (!dest) return;
-    await new Promise<void>((resolve) => {
-      const done = () => resolve();
-      dest.once("close", done);
-      dest.once("error", done);
-      try {
-        dest.end();
-      } catch {
-        resolve();
-      }
-    });
+  close(): Promise<void> {
+    return this.sink.close();
   }
 }

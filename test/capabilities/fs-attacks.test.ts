@@ -67,7 +67,7 @@ describe("file capability: attacks are refused with E_PERMISSION_DENIED", () => 
     ["listing the workspace root", "list", "$WS", "manifest"],
     ["a relative path climbing out", "read", "../../../../etc/passwd", "manifest"],
   ])("%s", async (_what, op, path, rule) => {
-    const before = fx.events().length;
+    const before = (await fx.events()).length;
     const r = await call({ op, path, swallow: true });
     expect(r.ok).toBe(false);
     if (r.ok) return;
@@ -76,7 +76,7 @@ describe("file capability: attacks are refused with E_PERMISSION_DENIED", () => 
     expect(r.attempts).toBe(1);
     expect(r.fallback).toBeNull();
     expect((r.error.details as { rule: string }).rule).toBe(rule);
-    const denial = fx.events().slice(before).find((e) => e["event"] === "capability" && e["decision"] === "deny");
+    const denial = (await fx.events()).slice(before).find((e) => e["event"] === "capability" && e["decision"] === "deny");
     expect(denial).toMatchObject({ op: `fs.${op === "write" ? "writeFile" : op === "read" ? "readFile" : op}`, rule, skill: "probe", caller: "t" });
     expect(String(denial?.["target"]).length).toBeGreaterThan(0);
   });
