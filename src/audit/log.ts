@@ -18,8 +18,8 @@ const REDACT = [
   "request.headers.authorization", "request.headers.cookie", "fields.password", "fields.token", "fields.secret", "fields.apiKey",
 ];
 
-/** The last line of a file, read from its end (so a restart continues the chain). */
-function lastLine(file: string): string | undefined {
+/** The last line of a file, read from its end (so a restart continues the chain), and whether it ends in a newline. */
+function lastLine(file: string): { line: string; complete: boolean } | undefined {
   let fd: number;
   try {
     fd = openSync(file, "r");
@@ -31,8 +31,9 @@ function lastLine(file: string): string | undefined {
     const chunk = Math.min(size, 1 << 20);
     const buf = Buffer.alloc(chunk);
     readSync(fd, buf, 0, chunk, size - chunk);
-    const lines = buf.toString("utf8").split("\n").filter((l) => l.trim() !== "");
-    return lines.at(-1);
+    const text = buf.toString("utf8");
+    const line = text.split("\n").filter((l) => l.trim() !== "").at(-1);
+    return line === undefined ? undefined : { line, complete: text.endsWith("\n") };
   } finally {
     closeSync(fd);
   }
@@ -60,16 +61,18 @@ export class AuditLog {
     this.onError = options.onError ?? ((m) => process.stderr.write(m + "\n"));
     const last = lastLine(this.file);
     if (last !== undefined) {
+      // Restart: continue the chain from the last line. A torn last line (a crash mid-write)
+      // is chained from as it is; `audit verify` reports it as truncated, not as tampering.
+      this.prev = lineHash(last.line, this.key);
       try {
-        const parsed = JSON.parse(last) as { seq?: unknown };
+        const parsed = JSON.parse(last.line) as { seq?: unknown };
         if (typeof parsed.seq === "number") this.seq = parsed.seq;
-        this.prev = lineHash(last, this.key);
       } catch {
-        // A torn last line (crash mid-write): chain on from its hash; `audit verify` reports it.
-        this.prev = lineHash(last, this.key);
+        this.seq = Number(/"seq":(\d+)/.exec(last.line)?.[1] ?? this.seq);
       }
     }
     this.sink = new AppendSink(this.file, (err) => this.fail(err));
+    if (last !== undefined && !last.complete) this.sink.write("\n");
     const sink = {
       write: (line: string) => {
         this.prev = lineHash(line.endsWith("\n") ? line.slice(0, -1) : line, this.key);

@@ -4,6 +4,8 @@ import { GENESIS, lineHash } from "./chain.js";
 export interface VerifyResult {
   ok: boolean;
   lines: number;
+  /** lines cut off by a crash that the chain then continued from (1-based) */
+  tornLines?: number[];
   /** 1-based line of the first problem */
   line?: number;
   problem?: string;
@@ -21,6 +23,7 @@ export function verifyAuditText(text: string, key?: string): VerifyResult {
   if (lines.at(-1) === "") lines.pop();
   let prevHash: string | undefined;
   let prevSeq: number | undefined;
+  const torn: number[] = [];
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     let entry: { seq?: unknown; prev?: unknown };
@@ -28,6 +31,14 @@ export function verifyAuditText(text: string, key?: string): VerifyResult {
       entry = JSON.parse(line) as typeof entry;
     } catch {
       if (i === lines.length - 1 && !endsClean) return { ok: false, lines: i, line: i + 1, truncated: true, problem: `line ${i + 1} is cut off (the writer stopped mid-line); the ${i} lines before it verify` };
+      // A line torn by a crash, after which a restarted writer chained on from it.
+      const next = lines[i + 1];
+      if (next !== undefined && next.includes(`"prev":"${lineHash(line, key)}"`) && /^\{"level":/.test(line)) {
+        torn.push(i + 1);
+        prevHash = lineHash(line, key);
+        prevSeq = Number(/"seq":(\d+)/.exec(line)?.[1] ?? prevSeq);
+        continue;
+      }
       return { ok: false, lines: i, line: i + 1, problem: `line ${i + 1} is not valid JSON: edited` };
     }
     if (typeof entry.seq !== "number" || typeof entry.prev !== "string") return { ok: false, lines: i, line: i + 1, problem: `line ${i + 1} has no seq/prev: not a skillbox log line, or edited` };
@@ -43,7 +54,7 @@ export function verifyAuditText(text: string, key?: string): VerifyResult {
     prevHash = lineHash(line, key);
     prevSeq = entry.seq;
   }
-  return { ok: true, lines: lines.length };
+  return torn.length > 0 ? { ok: true, lines: lines.length, tornLines: torn } : { ok: true, lines: lines.length };
 }
 
 export function verifyAuditFile(file: string, key = process.env["SKILLBOX_AUDIT_KEY"]): VerifyResult {
