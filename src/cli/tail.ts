@@ -18,7 +18,7 @@ export function tailAudit(text: string, n: number, raw: boolean): string[] {
       case "call.end":
         return `${time} ${call} end       ${who}: ${e["outcome"] === "ok" ? "ok" : e["code"]} after ${e["attempts"]} attempt(s), ${e["durationMs"]} ms${e["fallback"] ? `, fallback ${e["fallback"]}` : ""}`;
       case "call.denied":
-        return `${time} ${call} DENIED    ${who}: ${e["code"]} ${JSON.stringify(e["needs"] ?? e["reason"])}`;
+        return `${time} ${call} ${e["code"] === "E_PERMISSION_DENIED" ? "DENIED " : "REFUSED"}   ${who}: ${e["code"]} ${JSON.stringify(e["needs"] ?? e["reason"])}`;
       case "capability":
         return `${time} ${call} ${e["decision"] === "allow" ? "allow" : "DENY "}     ${e["op"]} ${e["target"]} (rule ${e["rule"]})`;
       case "attempt.start":
