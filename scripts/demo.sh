@@ -17,6 +17,14 @@ step run write-report --input '{"title":"Demo report","items":["ran","refused","
 step run flaky-upstream --session demo
 step run define-word --input '{"word":"isolate"}' --session demo
 step run word-stats --input '{"text": 42}'
+step run git-log-summary --input '{"count":3}' --trust user-verified
+step run git-log-summary --input '{"count":3}' --trust trusted --session demo
+# A throwaway local server for dev-health; loopback is reachable only because the policy names it.
+node -e 'require("http").createServer((q,s)=>s.end(q.url==="/health"?"ok":"nope")).listen(8765,"127.0.0.1")' &
+server=$!
+sleep 0.5
+step run dev-health --input '{"port":8765}' --trust trusted --session demo
+kill "$server" 2>/dev/null
 printf '\n\033[1m$ skillbox audit tail -n 25\033[0m\n'
 node "$ROOT/bin/skillbox.js" audit tail -n 25
 printf '\n\033[1m$ skillbox audit verify\033[0m\n'

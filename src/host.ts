@@ -4,8 +4,11 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { AuditLog } from "./audit/log.js";
+import type { ChildProcess } from "node:child_process";
 import { dispatch, type CapabilityScope } from "./capabilities/dispatch.js";
-import type { PermissionDenied } from "./capabilities/errors.js";
+import { PermissionDenied } from "./capabilities/errors.js";
+import { systemResolver, type Resolver } from "./capabilities/net.js";
+import { execCapability, killAll } from "./capabilities/process.js";
 import { FALLBACK_CODES, SkillError, ValidationError, type ErrorCode, type Issue } from "./errors.js";
 import { asSkillError, withDeadline, withRetry } from "./execution/retry.js";
 import { buildSkill, listSkillDirs, loadSkillDir, validateManifest, type LoadedSkill } from "./manifest/load.js";
@@ -15,6 +18,7 @@ import type { Decision } from "./policy/check.js";
 import { builtinPolicy, loadPolicyFile, type Policy } from "./policy/load.js";
 import { TMP_PLACEHOLDER } from "./policy/match.js";
 import { isTrustLevel, type TrustLevel } from "./policy/trust.js";
+import { expandVars } from "./util/vars.js";
 import { translateOutcome } from "./sandbox/outcome.js";
 import { Supervisor } from "./sandbox/supervisor.js";
 import { toolDefinitions, type ToolFormat } from "./tools.js";
@@ -32,6 +36,8 @@ export interface SkillHostOptions {
   workers?: number;
   /** largest accepted input, JSON-encoded; @default 1 MiB */
   maxInputBytes?: number;
+  /** DNS resolution for ctx.fetch (host name -> addresses); @default the system resolver */
+  resolveHost?: Resolver;
   /** start the sandbox workers at open, ahead of the first call; @default true */
   warm?: boolean;
   /** warnings (skills skipped, log failures); @default stderr */
@@ -92,6 +98,7 @@ export class SkillHost {
   private readonly home: string;
   private readonly maxInputBytes: number;
   private readonly warn: (m: string) => void;
+  private readonly resolveHost: Resolver;
   private closed = false;
 
   private constructor(options: SkillHostOptions, policy: Policy, workspace: string) {
@@ -100,6 +107,7 @@ export class SkillHost {
     this.home = safeRealpath(homedir());
     this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT;
     this.warn = options.onWarning ?? ((m) => process.stderr.write(m + "\n"));
+    this.resolveHost = options.resolveHost ?? systemResolver;
     const audit = typeof options.audit === "string" ? { file: options.audit } : options.audit;
     this.audit = new AuditLog({
       file: resolve(workspace, audit?.file ?? ".skillbox/audit.jsonl"),
@@ -242,7 +250,8 @@ export class SkillHost {
     const grant = auth.grant;
 
     // 5 execute, with retry and a deadline per attempt
-    const usesTmp = grant.files.some((r) => r.pattern.startsWith(TMP_PLACEHOLDER));
+    // ${tmp} exists when the skill declares needs in it or may run processes (their HOME and default cwd).
+    const usesTmp = grant.files.some((r) => r.pattern.startsWith(TMP_PLACEHOLDER)) || grant.process.length > 0;
     const tmpDir = usesTmp ? realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-"))) : join(tmpdir(), `skillbox-none-${callId}`);
     const inputJson = JSON.stringify(input);
     let failure: SkillError;
@@ -278,8 +287,13 @@ export class SkillHost {
       }
       fallbackName = fb.command.join(" ");
       this.audit.event("fallback.start", { ...base, fallback: fallbackName, after: failure.code });
-      this.audit.event("capability", { ...base, op: "exec", target: fallbackName, decision: "deny", rule: "not-available" }, "warn");
-      return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", `${name}: fallback command "${fallbackName}" refused: running processes is not available in this skillbox version`, { details: { primary: failure.toJSON() } }) });
+      try {
+        const output = await this.fallbackCommand(skill, grant, base, fb.command);
+        return finish({ ok: true, output });
+      } catch (err) {
+        const e = asSkillError(err);
+        return finish({ ok: false, error: new SkillError(e.code, `${name} failed (${failure.code}: ${failure.message}); its fallback command failed too: ${e.message}`, { details: { primary: failure.toJSON(), fallback: e.toJSON() } }) });
+      }
     }
     return finish({ ok: false, error: failure });
   }
@@ -305,13 +319,9 @@ export class SkillHost {
     this.audit.event("attempt.start", { ...base, attempt });
     let denied: PermissionDenied | undefined;
     let cancel = () => undefined as void;
+    const children = new Set<ChildProcess>();
     const scope: CapabilityScope = {
-      grant,
-      workspace: this.workspace,
-      tmpDir,
-      record: (op: string, target: string, d: Decision) => {
-        this.audit.event("capability", { ...base, attempt, op, target, decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : { reason: d.reason }) }, d.allowed ? "info" : "warn");
-      },
+      ...this.scopeBase(grant, base, attempt, tmpDir, children),
       log: (level, message, fields) => this.audit.event("skill.log", { ...base, attempt, level, message, fields: capJson(fields) }),
       denied: (err) => {
         denied ??= err;
@@ -340,6 +350,49 @@ export class SkillHost {
     } catch (err) {
       if (denied) throw new SkillError("E_PERMISSION_DENIED", `${skill.manifest.name}: ${denied.message}`, { details: { op: denied.op, target: denied.target, rule: denied.decision.rule } });
       throw err;
+    } finally {
+      // No process a skill started outlives its attempt.
+      killAll(children);
+    }
+  }
+
+  /** What every capability scope of one attempt shares: grant, deadline, logging. */
+  private scopeBase(grant: Grant, base: Record<string, unknown>, attempt: number, tmpDir: string, children: Set<ChildProcess>) {
+    return {
+      grant,
+      workspace: this.workspace,
+      tmpDir,
+      deadline: performance.now() + grant.limits.timeoutMs,
+      resolve: this.resolveHost,
+      children,
+      record: (op: string, target: string, d: Decision, extra?: Record<string, unknown>) => {
+        this.audit.event("capability", { ...base, attempt, op, target, decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : { reason: d.reason }), ...extra }, d.allowed ? "info" : "warn");
+      },
+      logExec: (fields: Record<string, unknown>) => this.audit.event("process.exec", { ...base, attempt, ...fields }, fields["decision"] === "allow" ? "info" : "warn"),
+    };
+  }
+
+  /** fallback.command: a process run checked against this skill's own process permissions. */
+  private async fallbackCommand(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, command: string[]): Promise<unknown> {
+    const tmpDir = realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-")));
+    const children = new Set<ChildProcess>();
+    try {
+      const vars = { workspace: this.workspace, home: this.home, skill: skill.dir, tmp: tmpDir };
+      const [cmd, ...args] = command.map((part) => expandVars(part, vars));
+      const scope = this.scopeBase(grant, base, 0, tmpDir, children);
+      let run;
+      try {
+        run = await execCapability(scope, cmd, args, {});
+      } catch (err) {
+        if (err instanceof PermissionDenied) throw new SkillError("E_PERMISSION_DENIED", `fallback command refused: ${err.message}`, { details: { op: "exec", target: err.target, rule: err.decision.rule } });
+        throw new SkillError("E_SKILL_ERROR", (err as Error).message);
+      }
+      if (run.timedOut) throw new SkillError("E_TIMEOUT", `fallback command ${command.join(" ")} did not finish within ${grant.limits.timeoutMs} ms`);
+      if (run.exitCode !== 0) throw new SkillError("E_SKILL_ERROR", `fallback command ${command.join(" ")} exited with ${run.exitCode ?? run.signal}: ${run.stderr.slice(0, 500)}`);
+      return { exitCode: run.exitCode, stdout: run.stdout, stderr: run.stderr };
+    } finally {
+      killAll(children);
+      rmSync(tmpDir, { recursive: true, force: true });
     }
   }
 

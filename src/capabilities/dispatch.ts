@@ -1,9 +1,10 @@
-import type { Decision } from "../policy/check.js";
 import { CapabilityFailure, PermissionDenied } from "./errors.js";
 import * as fs from "./fs.js";
 import type { FsScope } from "./fs.js";
+import { fetchCapability, type NetScope } from "./net.js";
+import { execCapability, type ExecScope } from "./process.js";
 
-export interface CapabilityScope extends FsScope {
+export interface CapabilityScope extends FsScope, NetScope, ExecScope {
   /** a ctx.log line from the skill */
   log(level: string, message: string, fields: unknown): void;
   /** called once when an access is refused: the attempt ends with E_PERMISSION_DENIED */
@@ -11,11 +12,6 @@ export interface CapabilityScope extends FsScope {
 }
 
 type Reply = { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; retryable: boolean } };
-
-const NOT_YET: Record<string, string> = {
-  fetch: "ctx.fetch is not available in this skillbox version (network capability not built yet)",
-  exec: "ctx.exec is not available in this skillbox version (process capability not built yet)",
-};
 
 /**
  * Performs one capability call from a skill: validates the arguments (they come from the
@@ -65,12 +61,9 @@ async function perform(scope: CapabilityScope, op: string, args: unknown[]): Pro
       return null;
     }
     case "fetch":
-    case "exec": {
-      const target = typeof args[0] === "string" ? args[0].slice(0, 500) : "?";
-      const decision: Extract<Decision, { allowed: false }> = { allowed: false, rule: "not-available", reason: NOT_YET[op]! };
-      scope.record(op, target, decision);
-      throw new PermissionDenied(op, target, decision);
-    }
+      return fetchCapability(scope, args[0], args[1]);
+    case "exec":
+      return execCapability(scope, args[0], args[1], args[2]);
     default:
       throw new CapabilityFailure(`unknown capability "${op}"`);
   }

@@ -14,7 +14,7 @@ export interface FsScope {
   workspace: string;
   tmpDir: string;
   /** records every decision (allowed or not) for the security log */
-  record(op: string, target: string, decision: Decision): void;
+  record(op: string, target: string, decision: Decision, extra?: Record<string, unknown>): void;
 }
 
 interface Target {

@@ -27,6 +27,10 @@ export function tailAudit(text: string, n: number, raw: boolean): string[] {
         return `${time} ${call} attempt ${e["attempt"]} ${e["outcome"] === "ok" ? "ok" : `${e["code"]}${e["willRetry"] ? `, retry in ${e["retryDelayMs"]} ms` : ""}`}`;
       case "fallback.start":
         return `${time} ${call} fallback  ${e["fallback"]} after ${e["after"]}`;
+      case "process.exec":
+        return e["decision"] === "allow"
+          ? `${time} ${call} exec      ${e["command"]} ${JSON.stringify(e["args"])} -> ${e["exitCode"] ?? e["signal"]} in ${e["durationMs"]} ms${e["truncated"] ? " (output capped)" : ""}${e["timedOut"] ? " (killed at timeout)" : ""}`
+          : `${time} ${call} DENY exec ${e["command"]} ${JSON.stringify(e["args"])} (rule ${e["rule"]})`;
       case "skill.log":
         return `${time} ${call} log.${e["level"]}  ${e["message"]}`;
       default:

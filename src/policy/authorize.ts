@@ -1,6 +1,7 @@
 import type { FileAccess, Manifest, NetworkRule, ProcessRule } from "../manifest/schema.js";
 import { expandVars, type PathVars } from "../util/vars.js";
 import type { Policy } from "./load.js";
+import { hostCovers, networkCovers, normalizeHost } from "./network.js";
 import { compileFileRule, compileGlob, denyCoversNeed, globCovers, TMP_PLACEHOLDER, type CompiledFileRule } from "./match.js";
 import type { CeilingLimits, TrustLevel } from "./trust.js";
 
@@ -135,35 +136,8 @@ function describeCeilingFiles(rules: { path: string; access: FileAccess[] }[], a
   return withAccess.length ? `${access} only under ${withAccess.map((r) => r.path).join(", ")}` : `no ${access} access to files`;
 }
 
-export function normalizeHost(host: string): string {
-  return host.toLowerCase().replace(/\.$/, "");
-}
-
-const IP_LIKE = /^(\[.*\]|[0-9.]+(\/\d+)?|[0-9a-f:]*:[0-9a-f:.]*(\/\d+)?)$/i;
-
-export function hostCovers(ceilingHost: string, needHost: string): boolean {
-  const c = normalizeHost(ceilingHost);
-  const n = normalizeHost(needHost);
-  if (c === n) return true;
-  if (IP_LIKE.test(n)) return false; // addresses must be named explicitly
-  if (c === "*") return true;
-  if (c.startsWith("*.")) {
-    const suffix = c.slice(1); // ".example.com"
-    return n.endsWith(suffix) && n !== "*";
-  }
-  return false;
-}
-
 function describeNetwork(r: NetworkRule): string {
   return `${r.scheme ?? "https"}://${r.host}${r.port ? ":" + r.port : ""}${r.methods ? " [" + r.methods.join(",") + "]" : ""}`;
-}
-
-export function networkCovers(c: NetworkRule, n: NetworkRule): boolean {
-  if (!hostCovers(c.host, n.host)) return false;
-  if ((c.scheme ?? "https") !== (n.scheme ?? "https")) return false;
-  if (c.port !== undefined && c.port !== n.port) return false;
-  if (c.methods !== undefined && (n.methods === undefined || !n.methods.every((m) => c.methods!.includes(m)))) return false;
-  return true;
 }
 
 const ANY_ARG = new Set(["*", "**", "/.*/", "/^.*$/"]);

@@ -1,0 +1,159 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants, realpathSync, statSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
+import type { Grant } from "../policy/authorize.js";
+import { checkFileAccess, type Decision } from "../policy/check.js";
+import { checkProcess } from "../policy/process.js";
+import { CapabilityFailure, PermissionDenied } from "./errors.js";
+
+export const MAX_OUTPUT_BYTES = 1024 * 1024;
+const MAX_ARGS = 256;
+
+export interface ExecScope {
+  grant: Grant;
+  workspace: string;
+  tmpDir: string;
+  deadline: number;
+  /** children still running; the host kills them when the attempt ends */
+  children: Set<ChildProcess>;
+  record(op: string, target: string, decision: Decision, extra?: Record<string, unknown>): void;
+  /** one `process.exec` event per run or refusal */
+  logExec(fields: Record<string, unknown>): void;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  truncated: boolean;
+  timedOut: boolean;
+}
+
+/** Finds a command: absolute paths as given, bare names only in the policy's bin path (never the caller's PATH). */
+export function resolveCommand(command: string, binPath: readonly string[]): string | undefined {
+  const candidates = isAbsolute(command) ? [command] : command.includes("/") ? [] : binPath.map((d) => join(d, command));
+  for (const c of candidates) {
+    try {
+      const real = realpathSync.native(c);
+      if (statSync(real).isFile()) {
+        accessSync(real, constants.X_OK);
+        return real;
+      }
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/** ctx.exec and fallback.command: checked, resolved, run without a shell in its own process group. */
+export async function execCapability(scope: ExecScope, rawCommand: unknown, rawArgs: unknown, rawOptions: unknown): Promise<ExecResult> {
+  if (typeof rawCommand !== "string" || rawCommand.length === 0 || rawCommand.includes("\0")) throw new CapabilityFailure("exec: command must be a non-empty string");
+  if (!Array.isArray(rawArgs) || rawArgs.length > MAX_ARGS || !rawArgs.every((a) => typeof a === "string" && !a.includes("\0") && a.length <= 65536)) {
+    throw new CapabilityFailure(`exec: args must be an array of at most ${MAX_ARGS} strings without NUL bytes`);
+  }
+  const command = rawCommand;
+  const args = rawArgs as string[];
+  const opts = (rawOptions ?? {}) as { cwd?: unknown; stdin?: unknown; timeoutMs?: unknown };
+  const target = [command, ...args].join(" ");
+  const refuse: (d: Extract<Decision, { allowed: false }>) => never = (d) => {
+    scope.record("exec", target, d);
+    scope.logExec({ command, args, decision: "deny", rule: d.rule, reason: d.reason });
+    throw new PermissionDenied("exec", target, d);
+  };
+
+  const decision = checkProcess(scope.grant, command, args);
+  if (!decision.allowed) refuse(decision);
+  const resolved = resolveCommand(command, scope.grant.binPath);
+  if (!resolved) refuse({ allowed: false, rule: "bin-path", reason: `${command} was not found as an executable ${isAbsolute(command) ? "file" : `in the policy's bin path (${scope.grant.binPath.join(":")})`}` });
+
+  // The working folder must lie inside the granted files area (or the call's tmp folder).
+  let cwd = scope.tmpDir;
+  if (opts.cwd !== undefined) {
+    if (typeof opts.cwd !== "string" || opts.cwd.includes("\0")) throw new CapabilityFailure("exec: cwd must be a string");
+    let real: string;
+    try {
+      real = realpathSync.native(resolve(scope.workspace, opts.cwd));
+    } catch {
+      throw new CapabilityFailure(`exec: cwd ${opts.cwd} does not exist`);
+    }
+    const d = checkFileAccess(scope.grant, real, "list", scope.tmpDir);
+    if (!d.allowed) refuse({ allowed: false, rule: d.rule, reason: `working folder ${real}: ${d.reason}` });
+    cwd = real;
+  }
+  const stdin = opts.stdin === undefined ? undefined : String(opts.stdin);
+  if (stdin !== undefined && Buffer.byteLength(stdin) > MAX_OUTPUT_BYTES) throw new CapabilityFailure(`exec: stdin is larger than ${MAX_OUTPUT_BYTES} bytes`);
+  const left = scope.deadline - performance.now();
+  if (left <= 0) throw new CapabilityFailure("exec: no time left in this attempt", true);
+  const timeoutMs = Math.max(1, Math.min(left, typeof opts.timeoutMs === "number" && opts.timeoutMs > 0 ? opts.timeoutMs : left));
+  scope.record("exec", target, decision);
+
+  const started = performance.now();
+  const child = spawn(resolved, args, {
+    cwd,
+    shell: false,
+    detached: true, // its own process group, so the whole group can be killed
+    stdio: ["pipe", "pipe", "pipe"],
+    // Scrubbed: nothing of the host's environment (no NODE_OPTIONS, LD_PRELOAD, secrets) reaches the child.
+    env: { PATH: scope.grant.binPath.join(":"), LANG: "C.UTF-8", LC_ALL: "C.UTF-8", HOME: scope.tmpDir, TMPDIR: scope.tmpDir },
+  });
+  scope.children.add(child);
+  let truncated = false;
+  let timedOut = false;
+  const collect = (stream: NodeJS.ReadableStream) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on("data", (c: Buffer) => {
+      if (size >= MAX_OUTPUT_BYTES) return;
+      const room = MAX_OUTPUT_BYTES - size;
+      chunks.push(c.length > room ? c.subarray(0, room) : c);
+      size += Math.min(c.length, room);
+      if (size >= MAX_OUTPUT_BYTES) {
+        truncated = true;
+        killGroup(child);
+      }
+    });
+    return () => Buffer.concat(chunks).toString("utf8");
+  };
+  const out = collect(child.stdout!);
+  const err = collect(child.stderr!);
+  child.stdin!.on("error", () => undefined);
+  child.stdin!.end(stdin);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup(child);
+  }, timeoutMs);
+  const result = await new Promise<ExecResult>((resolveRun) => {
+    child.on("error", (e) => {
+      resolveRun({ exitCode: null, signal: null, stdout: "", stderr: e.message, durationMs: performance.now() - started, truncated, timedOut });
+    });
+    child.on("close", (code, signal) => {
+      resolveRun({ exitCode: code, signal, stdout: out(), stderr: err(), durationMs: Math.round((performance.now() - started) * 1000) / 1000, truncated, timedOut });
+    });
+  });
+  clearTimeout(timer);
+  killGroup(child); // anything the child left running in its group
+  scope.children.delete(child);
+  scope.logExec({ command, resolved, args, cwd, decision: "allow", rule: decision.rule, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, truncated, timedOut });
+  return result;
+}
+
+export function killAll(children: Set<ChildProcess>): void {
+  for (const c of children) killGroup(c);
+  children.clear();
+}
