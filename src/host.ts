@@ -99,6 +99,8 @@ export class SkillHost {
   private readonly maxInputBytes: number;
   private readonly warn: (m: string) => void;
   private readonly resolveHost: Resolver;
+  /** the folder scanned at open and by reload() */
+  readonly skillsDir: string;
   private closed = false;
 
   private constructor(options: SkillHostOptions, policy: Policy, workspace: string) {
@@ -108,6 +110,7 @@ export class SkillHost {
     this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT;
     this.warn = options.onWarning ?? ((m) => process.stderr.write(m + "\n"));
     this.resolveHost = options.resolveHost ?? systemResolver;
+    this.skillsDir = resolve(options.skillsDir ?? "skills");
     const audit = typeof options.audit === "string" ? { file: options.audit } : options.audit;
     this.audit = new AuditLog({
       file: resolve(workspace, audit?.file ?? ".skillbox/audit.jsonl"),
@@ -132,18 +135,48 @@ export class SkillHost {
       policy = existsSync(implicit) ? loadPolicyFile(implicit) : builtinPolicy();
     }
     const host = new SkillHost(options, policy, workspace);
-    const skillsDir = resolve(options.skillsDir ?? "skills");
-    for (const dir of listSkillDirs(skillsDir)) {
-      try {
-        host.register(dir);
-      } catch (err) {
-        const e = asSkillError(err);
-        host.loadProblems.push({ dir, code: e.code, message: e.message, issues: err instanceof ValidationError ? err.issues : [] });
-        host.warn(`skillbox: skipped skill folder ${dir}:\n  ${e.message.split("\n").join("\n  ")}`);
-      }
-    }
+    host.reload();
     if (options.warm !== false) await host.supervisor.warm();
     return host;
+  }
+
+  /**
+   * Rescans the skills folder: new folders are added, changed ones reloaded, removed ones
+   * dropped. A folder that no longer loads is reported and keeps its last good version.
+   * Skills registered from memory are kept. Returns whether the set of skills changed.
+   */
+  reload(): boolean {
+    const before = this.fingerprint();
+    const dirs = listSkillDirs(this.skillsDir);
+    const seen = new Set<string>();
+    this.loadProblems.length = 0;
+    for (const dir of dirs) {
+      try {
+        seen.add(this.register(dir).dir);
+      } catch (err) {
+        const e = asSkillError(err);
+        this.loadProblems.push({ dir, code: e.code, message: e.message, issues: err instanceof ValidationError ? err.issues : [] });
+        this.warn(`skillbox: skipped skill folder ${dir}:\n  ${e.message.split("\n").join("\n  ")}`);
+        const real = safeRealpath(dir);
+        for (const s of this.skills.values()) if (s.dir === real) seen.add(s.dir);
+      }
+    }
+    const root = safeRealpath(this.skillsDir);
+    for (const [name, s] of this.skills) {
+      if (s.dir.startsWith(root + "/") && !seen.has(s.dir)) {
+        this.skills.delete(name);
+        this.dropGrants(name);
+      }
+    }
+    return this.fingerprint() !== before;
+  }
+
+  private fingerprint(): string {
+    return [...this.skills.values()].map((s) => `${s.manifest.name}:${s.entrySha256}:${JSON.stringify(s.manifest)}`).sort().join("\n");
+  }
+
+  private dropGrants(name: string): void {
+    for (const key of this.grants.keys()) if (key.startsWith(name + "\0")) this.grants.delete(key);
   }
 
   /** Adds a skill from a folder, or from a manifest object plus module sources. Throws on an invalid skill. */
@@ -159,8 +192,10 @@ export class SkillHost {
     if (existing && existing.dir !== skill.dir) {
       throw new ValidationError("E_MANIFEST_INVALID", [{ file: join(skill.dir, "skill.yaml"), field: "name", message: `"${skill.manifest.name}" is already registered from ${existing.dir}` }]);
     }
+    // A folder whose skill was renamed: the old name goes.
+    for (const [n, s] of this.skills) if (s.dir === skill.dir && n !== skill.manifest.name) this.skills.delete(n);
     this.skills.set(skill.manifest.name, skill);
-    for (const key of this.grants.keys()) if (key.startsWith(skill.manifest.name + "\0")) this.grants.delete(key);
+    this.dropGrants(skill.manifest.name);
     return info(skill);
   }
 
@@ -192,9 +227,14 @@ export class SkillHost {
     return r;
   }
 
+  private readonly inflight = new Set<Promise<CallResult>>();
+
   /** Runs a skill for a caller. Never throws for the skill's failure: resolves to a CallResult. */
-  async call(name: string, input: unknown, options: CallOptions = {}): Promise<CallResult> {
-    return this.callInternal(name, input, options, 0, undefined);
+  call(name: string, input: unknown, options: CallOptions = {}): Promise<CallResult> {
+    const p = this.callInternal(name, input, options, 0, undefined);
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+    return p;
   }
 
   private async callInternal(name: string, input: unknown, options: CallOptions, depth: number, parentCallId: string | undefined): Promise<CallResult> {
@@ -401,10 +441,11 @@ export class SkillHost {
     return this.supervisor.stats();
   }
 
-  /** Stops the sandbox workers and flushes the security log. */
+  /** Lets calls in flight finish (each ends by its own deadline), stops the sandbox workers and flushes the security log. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.allSettled([...this.inflight]);
     await this.supervisor.close();
     if (this.audit.failures > 0) this.warn(`skillbox: ${this.audit.failures} security log event(s) could not be written to ${this.audit.file}`);
     await this.audit.close();

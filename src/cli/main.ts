@@ -19,6 +19,8 @@ Usage:
   skillbox validate [PATH...]          manifests, skill folders and policy files
   skillbox tools --format mcp|openai|anthropic [--trust LEVEL] [--skills DIR] [--policy FILE]
   skillbox audit verify|tail [--audit FILE] [-n N]
+  skillbox mcp [--skills DIR] [--policy FILE] [--workspace DIR] [--trust LEVEL] [--caller ID] [--session ID] [--audit FILE]
+                                       an MCP server on stdio (stdout carries protocol only)
 
 Trust levels: ${TRUST_LEVELS.join(", ")} (default untrusted).
 Exit codes: 0 ok, 1 the skill failed at run time, 2 bad request or configuration, 3 refused by policy.`;
@@ -66,6 +68,8 @@ export async function main(argv: string[], io: Out = std): Promise<number> {
         return await cmdTools(rest, io);
       case "audit":
         return await cmdAudit(rest, io);
+      case "mcp":
+        return await cmdMcp(rest, io);
       case undefined:
       case "help":
       case "--help":
@@ -74,7 +78,7 @@ export async function main(argv: string[], io: Out = std): Promise<number> {
         return command === undefined ? 2 : 0;
       case "--version":
       case "-v":
-        io.out(JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")).version);
+        io.out(packageVersion());
         return 0;
       default:
         throw new UsageError(`skillbox: unknown command "${command}"\nRun \`skillbox --help\` for usage.`);
@@ -220,6 +224,32 @@ async function cmdTools(args: string[], io: Out): Promise<number> {
   const tools = host.tools(format as ToolFormat, { trust: trustFlag(values.trust) });
   await host.close();
   io.out(JSON.stringify(tools, null, 2));
+  return 0;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
+async function cmdMcp(args: string[], io: Out): Promise<number> {
+  const { values } = parse(args, { ...COMMON, trust: { type: "string" }, caller: { type: "string" }, session: { type: "string" } }, "mcp");
+  const trust = trustFlag(values.trust);
+  // stdout belongs to the protocol: everything else goes to stderr or the security log.
+  const host = await openHost(values, { out: io.err, err: io.err });
+  const { serveMcp } = await import("../mcp/server.js");
+  await new Promise<void>((resolveDone) => {
+    void serveMcp(host, {
+      trust,
+      callerId: values.caller ?? "mcp",
+      version: packageVersion(),
+      ...(values.session !== undefined ? { session: values.session } : {}),
+    }).then((srv) => {
+      const done = () => void srv.close().then(resolveDone);
+      process.stdin.once("close", done);
+      process.once("SIGTERM", done);
+      process.once("SIGINT", done);
+    });
+  });
   return 0;
 }
 
