@@ -8,6 +8,10 @@
 // argument again on its side.
 (function prelude(send) {
   "use strict";
+  // Nothing that compiles native code or shares memory across threads.
+  delete globalThis.WebAssembly;
+  delete globalThis.SharedArrayBuffer;
+  delete globalThis.Atomics;
   const parse = JSON.parse;
   const stringify = JSON.stringify;
   const freeze = Object.freeze;

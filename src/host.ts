@@ -34,6 +34,11 @@ export interface SkillHostOptions {
   audit?: string | { file: string; key?: string };
   /** sandbox worker processes; @default 2 */
   workers?: number;
+  /**
+   * Isolates prepared ahead, per skill and memory cap (perSkill) and in all per worker (max).
+   * Each is used by one attempt only. 0 turns the pool off. @default { perSkill: 2, max: 8 }
+   */
+  pool?: { perSkill?: number; max?: number };
   /** largest accepted input, JSON-encoded; @default 1 MiB */
   maxInputBytes?: number;
   /** DNS resolution for ctx.fetch (host name -> addresses); @default the system resolver */
@@ -117,7 +122,7 @@ export class SkillHost {
       ...(audit && "key" in audit && audit.key !== undefined ? { key: audit.key } : {}),
       onError: this.warn,
     });
-    this.supervisor = new Supervisor({ workers: options.workers ?? 2 });
+    this.supervisor = new Supervisor({ workers: options.workers ?? 2, ...(options.pool ? { pool: options.pool } : {}) });
   }
 
   /** Opens a host: loads the policy (invalid: throws E_POLICY_INVALID) and every skill folder (broken ones are reported and skipped). */

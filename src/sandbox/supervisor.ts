@@ -10,6 +10,8 @@ export interface SupervisorOptions {
   workers?: number;
   /** how long a worker may take to stop a cancelled attempt before it is killed; @default 250 */
   killGraceMs?: number;
+  /** prepared isolates kept ready per skill and memory cap, and at most per worker; @default { perSkill: 2, max: 8 } */
+  pool?: { perSkill?: number; max?: number };
 }
 
 export interface RunSpec {
@@ -50,7 +52,7 @@ class Worker {
       serialization: "advanced",
       stdio: ["ignore", "ignore", "inherit", "ipc"],
       // The worker needs nothing from the host's environment.
-      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", NODE_ENV: "production" },
+      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", NODE_ENV: "production", SKILLBOX_POOL: JSON.stringify(sup.pool) },
     });
     this.ready = new Promise((resolve) => {
       const onMsg = (m: FromWorker) => {
@@ -119,12 +121,14 @@ export class Supervisor {
   private closed = false;
   readonly size: number;
   readonly killGraceMs: number;
+  readonly pool: { perSkill?: number; max?: number };
   /** workers killed so far (for tests and metrics) */
   kills = 0;
 
   constructor(options: SupervisorOptions = {}) {
     this.size = Math.max(1, options.workers ?? 2);
     this.killGraceMs = options.killGraceMs ?? 250;
+    this.pool = options.pool ?? {};
   }
 
   /** Starts the workers ahead of the first call. */
