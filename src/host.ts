@@ -39,6 +39,10 @@ export interface SkillHostOptions {
    * Each is used by one attempt only. 0 turns the pool off. @default { perSkill: 2, max: 8 }
    */
   pool?: { perSkill?: number; max?: number };
+  /** calls executing at once in this host; more wait in a queue; @default 64 */
+  maxConcurrent?: number;
+  /** calls that may wait for a slot; past this a call is refused with E_RATE_LIMITED; @default 1024 */
+  maxQueued?: number;
   /** largest accepted input, JSON-encoded; @default 1 MiB */
   maxInputBytes?: number;
   /** DNS resolution for ctx.fetch (host name -> addresses); @default the system resolver */
@@ -104,6 +108,10 @@ export class SkillHost {
   private readonly maxInputBytes: number;
   private readonly warn: (m: string) => void;
   private readonly resolveHost: Resolver;
+  private readonly maxConcurrent: number;
+  private readonly maxQueued: number;
+  private running = 0;
+  private readonly queue: (() => void)[] = [];
   /** the folder scanned at open and by reload() */
   readonly skillsDir: string;
   private closed = false;
@@ -115,6 +123,8 @@ export class SkillHost {
     this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT;
     this.warn = options.onWarning ?? ((m) => process.stderr.write(m + "\n"));
     this.resolveHost = options.resolveHost ?? systemResolver;
+    this.maxConcurrent = Math.max(1, options.maxConcurrent ?? 64);
+    this.maxQueued = Math.max(0, options.maxQueued ?? 1024);
     this.skillsDir = resolve(options.skillsDir ?? "skills");
     const audit = typeof options.audit === "string" ? { file: options.audit } : options.audit;
     this.audit = new AuditLog({
@@ -249,17 +259,17 @@ export class SkillHost {
     const trustRaw = c.trust ?? "untrusted";
     const caller: Caller = { id: typeof c.id === "string" && c.id ? c.id : "anonymous", trust: isTrustLevel(trustRaw) ? trustRaw : "untrusted", ...(typeof c.session === "string" ? { session: c.session } : {}) };
     const base = { callId, skill: name, caller: caller.id, trust: caller.trust, session: caller.session ?? null, policyVersion: this.policy.version, ...(parentCallId ? { parentCallId } : {}) };
-    let attempts = 0;
-    let fallbackName: string | null = null;
+    const st = { attempts: 0, fallback: null as string | null };
     const finish = (r: { ok: true; output: unknown } | { ok: false; error: SkillError }): CallResult => {
       const durationMs = round(performance.now() - started);
+      const { attempts, fallback } = st;
       if (r.ok) {
-        this.audit.event("call.end", { ...base, outcome: "ok", code: null, attempts, fallback: fallbackName, durationMs });
-        return { ok: true, callId, output: r.output, attempts, fallback: fallbackName, durationMs };
+        this.audit.event("call.end", { ...base, outcome: "ok", code: null, attempts, fallback, durationMs });
+        return { ok: true, callId, output: r.output, attempts, fallback, durationMs };
       }
       const error = r.error.toJSON();
-      this.audit.event("call.end", { ...base, outcome: "error", code: error.code, message: error.message, attempts, fallback: fallbackName, durationMs }, "warn");
-      return { ok: false, callId, error, attempts, fallback: fallbackName, durationMs };
+      this.audit.event("call.end", { ...base, outcome: "error", code: error.code, message: error.message, attempts, fallback, durationMs }, "warn");
+      return { ok: false, callId, error, attempts, fallback, durationMs };
     };
 
     this.audit.event("call.start", base);
@@ -295,33 +305,15 @@ export class SkillHost {
     const grant = auth.grant;
 
     // 5 execute, with retry and a deadline per attempt
-    // ${tmp} exists when the skill declares needs in it or may run processes (their HOME and default cwd).
-    const usesTmp = grant.files.some((r) => r.pattern.startsWith(TMP_PLACEHOLDER)) || grant.process.length > 0;
-    const tmpDir = usesTmp ? realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-"))) : join(tmpdir(), `skillbox-none-${callId}`);
-    const inputJson = JSON.stringify(input);
-    let failure: SkillError;
-    try {
-      const { value, attempts: n } = await withRetry(
-        skill.manifest.retry,
-        (attempt) => this.attempt(skill, grant, base, inputJson, tmpDir, attempt),
-        ({ attempt, error, retryDelayMs, willRetry }) => {
-          this.audit.event("attempt.end", { ...base, attempt, outcome: "error", code: error.code, message: error.message, retryable: error.retryable, willRetry, retryDelayMs }, "warn");
-        },
-      );
-      attempts = n;
-      return finish({ ok: true, output: value });
-    } catch (err) {
-      failure = asSkillError(err);
-      attempts = (err as { attempts?: number }).attempts ?? attempts;
-    } finally {
-      if (usesTmp) rmSync(tmpDir, { recursive: true, force: true });
-    }
+    const run = await this.runAttempts(skill, grant, base, input, st);
+    if (!(run instanceof SkillError)) return finish({ ok: true, output: run.output });
+    const failure = run;
 
     // 6 fallback
     const fb = skill.manifest.fallback;
     if (fb && FALLBACK_CODES.has(failure.code)) {
       if ("skill" in fb) {
-        fallbackName = fb.skill;
+        st.fallback = fb.skill;
         this.audit.event("fallback.start", { ...base, fallback: fb.skill, after: failure.code });
         if (depth >= MAX_FALLBACK_DEPTH) {
           return finish({ ok: false, error: new SkillError("E_SKILL_ERROR", `fallback chain deeper than ${MAX_FALLBACK_DEPTH}; stopped at ${fb.skill}`, { details: { primary: failure.toJSON() } }) });
@@ -330,8 +322,8 @@ export class SkillHost {
         if (r.ok) return finish({ ok: true, output: r.output });
         return finish({ ok: false, error: new SkillError(r.error.code, `${name} failed (${failure.code}: ${failure.message}); its fallback ${fb.skill} failed too: ${r.error.message}`, { retryable: false, details: { primary: failure.toJSON(), fallback: r.error } }) });
       }
-      fallbackName = fb.command.join(" ");
-      this.audit.event("fallback.start", { ...base, fallback: fallbackName, after: failure.code });
+      st.fallback = fb.command.join(" ");
+      this.audit.event("fallback.start", { ...base, fallback: st.fallback, after: failure.code });
       try {
         const output = await this.fallbackCommand(skill, grant, base, fb.command);
         return finish({ ok: true, output });
@@ -341,6 +333,44 @@ export class SkillHost {
       }
     }
     return finish({ ok: false, error: failure });
+  }
+
+  /**
+   * The attempts of one call, in a concurrency slot (a fallback runs outside it, so a fallback
+   * skill never waits on its own parent's slot). Resolves with the output or the last error.
+   */
+  private async runAttempts(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, input: unknown, st: { attempts: number }): Promise<{ output: unknown } | SkillError> {
+    if (this.running >= this.maxConcurrent) {
+      if (this.queue.length >= this.maxQueued) {
+        const err = new SkillError("E_RATE_LIMITED", `skillbox is busy: ${this.running} calls running and ${this.queue.length} waiting (maxConcurrent ${this.maxConcurrent}, maxQueued ${this.maxQueued}); try again shortly`, { details: { retryAfterMs: 100, reason: "busy" } });
+        this.audit.event("call.denied", { ...base, code: err.code, reason: "busy" }, "warn");
+        return err;
+      }
+      await new Promise<void>((resolveSlot) => this.queue.push(resolveSlot));
+    }
+    this.running++;
+    // ${tmp} exists when the skill declares needs in it or may run processes (their HOME and default cwd).
+    const usesTmp = grant.files.some((r) => r.pattern.startsWith(TMP_PLACEHOLDER)) || grant.process.length > 0;
+    const tmpDir = usesTmp ? realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-"))) : join(tmpdir(), `skillbox-none-${String(base["callId"])}`);
+    const inputJson = JSON.stringify(input);
+    try {
+      const { value, attempts } = await withRetry(
+        skill.manifest.retry,
+        (attempt) => this.attempt(skill, grant, base, inputJson, tmpDir, attempt),
+        ({ attempt, error, retryDelayMs, willRetry }) => {
+          this.audit.event("attempt.end", { ...base, attempt, outcome: "error", code: error.code, message: error.message, retryable: error.retryable, willRetry, retryDelayMs }, "warn");
+        },
+      );
+      st.attempts = attempts;
+      return { output: value };
+    } catch (err) {
+      st.attempts = (err as { attempts?: number }).attempts ?? st.attempts;
+      return asSkillError(err);
+    } finally {
+      if (usesTmp) rmSync(tmpDir, { recursive: true, force: true });
+      this.running--;
+      this.queue.shift()?.();
+    }
   }
 
   private checkInput(skill: LoadedSkill, input: unknown): SkillError | undefined {

@@ -115,3 +115,19 @@ describe("retry with backoff, and fallback", () => {
     expect(host.sandboxStats().workerPids).not.toContain(pid);
   });
 });
+
+describe("concurrency: maxConcurrent with a queue", () => {
+  it("queues calls past maxConcurrent and refuses with E_RATE_LIMITED when the queue is full", async () => {
+    const fx = fixture();
+    writeSkill(fx.skills, "slow", "", { "index.js": "export default async () => { const t = Date.now(); while (Date.now() - t < 150) {} return 'done'; };" });
+    writeSkill(fx.skills, "primary", "fallback: { skill: slow }\n", { "index.js": "export default async () => { throw new Error('x'); };" });
+    const host = await fx.open({ maxConcurrent: 1, maxQueued: 1 });
+    const [a, b, c] = await Promise.all([host.call("slow", {}), host.call("slow", {}), host.call("slow", {})]);
+    expect(a.ok && b.ok).toBe(true);
+    expect(!c.ok && c.error).toMatchObject({ code: "E_RATE_LIMITED", details: { retryAfterMs: 100, reason: "busy" } });
+    // A fallback skill runs outside its parent's slot: no deadlock at maxConcurrent 1.
+    const f = await host.call("primary", {});
+    expect(f.ok && f.fallback).toBe("slow");
+    await host.close();
+  });
+});
