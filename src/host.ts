@@ -129,6 +129,7 @@ export class SkillHost {
     const audit = typeof options.audit === "string" ? { file: options.audit } : options.audit;
     this.audit = new AuditLog({
       file: resolve(workspace, audit?.file ?? ".skillbox/audit.jsonl"),
+      redact: policy.audit.redact,
       ...(audit && "key" in audit && audit.key !== undefined ? { key: audit.key } : {}),
       onError: this.warn,
     });
@@ -274,6 +275,10 @@ export class SkillHost {
 
     this.audit.event("call.start", base);
     if (this.closed) return finish({ ok: false, error: new SkillError("E_SKILL_ERROR", "the host is closed") });
+    if (this.policy.audit.failMode === "closed" && !this.audit.healthy) {
+      // "No action without a record": the policy refuses calls while the log cannot be written.
+      return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", `refused: the security log ${this.audit.file} cannot be written and the policy sets audit.failMode: closed`, { details: { reason: "audit-unwritable" } }) });
+    }
     if (!isTrustLevel(trustRaw)) {
       const err = new SkillError("E_INPUT_INVALID", `caller.trust must be one of untrusted, user-verified, trusted, system; got ${JSON.stringify(trustRaw)}`);
       this.audit.event("call.denied", { ...base, code: err.code, reason: err.message }, "warn");

@@ -1,13 +1,13 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import pino, { type Logger } from "pino";
-import { GENESIS, lineHash } from "./chain.js";
-import { AppendSink } from "./sink.js";
+import { ChainSink } from "./sink.js";
 
 export interface AuditOptions {
   /** JSON-lines file; @default ".skillbox/audit.jsonl" in the workspace */
   file: string;
   /** HMAC key for the chain; @default process.env.SKILLBOX_AUDIT_KEY */
   key?: string;
+  /** more paths to remove from every event (pino redact syntax), e.g. from the policy's audit.redact */
+  redact?: string[];
   /** where write failures are reported; @default process.stderr */
   onError?: (message: string) => void;
 }
@@ -15,68 +15,47 @@ export interface AuditOptions {
 /** Paths pino removes before a line is written (and hashed). */
 const REDACT = [
   "headers.authorization", "headers.Authorization", "headers.cookie", "headers.Cookie",
-  "request.headers.authorization", "request.headers.cookie", "fields.password", "fields.token", "fields.secret", "fields.apiKey",
+  "request.headers.authorization", "request.headers.cookie",
+  "fields.password", "fields.token", "fields.secret", "fields.apiKey", "fields.authorization",
 ];
 
-/** The last line of a file, read from its end (so a restart continues the chain), and whether it ends in a newline. */
-function lastLine(file: string): { line: string; complete: boolean } | undefined {
-  let fd: number;
-  try {
-    fd = openSync(file, "r");
-  } catch {
-    return undefined;
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const chunk = Math.min(size, 1 << 20);
-    const buf = Buffer.alloc(chunk);
-    readSync(fd, buf, 0, chunk, size - chunk);
-    const text = buf.toString("utf8");
-    const line = text.split("\n").filter((l) => l.trim() !== "").at(-1);
-    return line === undefined ? undefined : { line, complete: text.endsWith("\n") };
-  } finally {
-    closeSync(fd);
-  }
+/** Environment variables whose values must never appear in the log, wherever they turn up. */
+const SECRET_ENV = /(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE|CREDENTIAL|AUTH|SESSION|COOKIE|_KEY$)/i;
+
+function secretValues(env: NodeJS.ProcessEnv): RegExp | undefined {
+  const values = Object.entries(env)
+    .filter(([k, v]) => SECRET_ENV.test(k) && typeof v === "string" && v.length >= 8)
+    .map(([, v]) => JSON.stringify(v).slice(1, -1)) // as it appears inside a JSON string
+    .sort((a, b) => b.length - a.length)
+    .map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return values.length ? new RegExp(values.join("|"), "g") : undefined;
 }
 
 /**
  * The security log: one JSON line per event, through pino, each carrying `seq` and `prev`
- * (hash of the previous line). Writes never throw into a call: a failing sink is counted and
- * reported on stderr once.
+ * (hash of the previous line, HMAC with a key). Writes never throw into a call: a failing
+ * sink is counted and reported on stderr (once).
  */
 export class AuditLog {
   readonly file: string;
   private readonly logger: Logger;
-  private readonly sink: AppendSink;
-  private seq = 0;
-  private prev = GENESIS;
-  private readonly key: string | undefined;
+  private readonly sink: ChainSink;
   private readonly onError: (message: string) => void;
   private failedEarly = 0;
   private reported = false;
+  private readonly secrets: RegExp | undefined;
 
   constructor(options: AuditOptions) {
     this.file = options.file;
-    this.key = options.key ?? process.env["SKILLBOX_AUDIT_KEY"] ?? undefined;
+    const key = options.key ?? process.env["SKILLBOX_AUDIT_KEY"] ?? undefined;
     this.onError = options.onError ?? ((m) => process.stderr.write(m + "\n"));
-    const last = lastLine(this.file);
-    if (last !== undefined) {
-      // Restart: continue the chain from the last line. A torn last line (a crash mid-write)
-      // is chained from as it is; `audit verify` reports it as truncated, not as tampering.
-      this.prev = lineHash(last.line, this.key);
-      try {
-        const parsed = JSON.parse(last.line) as { seq?: unknown };
-        if (typeof parsed.seq === "number") this.seq = parsed.seq;
-      } catch {
-        this.seq = Number(/"seq":(\d+)/.exec(last.line)?.[1] ?? this.seq);
-      }
-    }
-    this.sink = new AppendSink(this.file, (err) => this.fail(err));
-    if (last !== undefined && !last.complete) this.sink.write("\n");
+    this.secrets = secretValues(process.env);
+    this.sink = new ChainSink(this.file, key, (err) => this.fail(err));
     const sink = {
       write: (line: string) => {
-        this.prev = lineHash(line.endsWith("\n") ? line.slice(0, -1) : line, this.key);
-        this.sink.write(line);
+        let json = line.endsWith("\n") ? line.slice(0, -1) : line;
+        if (this.secrets) json = json.replace(this.secrets, "[redacted]");
+        this.sink.write(json);
       },
     };
     this.logger = pino(
@@ -85,8 +64,7 @@ export class AuditLog {
         messageKey: "msg",
         timestamp: pino.stdTimeFunctions.isoTime,
         formatters: { level: (label) => ({ level: label }) },
-        mixin: () => ({ seq: ++this.seq, prev: this.prev }),
-        redact: { paths: REDACT, censor: "[redacted]" },
+        redact: { paths: [...REDACT, ...(options.redact ?? [])], censor: "[redacted]" },
       },
       sink,
     );
@@ -95,6 +73,11 @@ export class AuditLog {
   /** log lines that could not be written */
   get failures(): number {
     return this.sink.failed + this.failedEarly;
+  }
+
+  /** false while the file cannot be written (the last write failed or it could not be opened) */
+  get healthy(): boolean {
+    return this.sink.healthy;
   }
 
   private fail(err: Error): void {

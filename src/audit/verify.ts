@@ -33,7 +33,7 @@ export function verifyAuditText(text: string, key?: string): VerifyResult {
       if (i === lines.length - 1 && !endsClean) return { ok: false, lines: i, line: i + 1, truncated: true, problem: `line ${i + 1} is cut off (the writer stopped mid-line); the ${i} lines before it verify` };
       // A line torn by a crash, after which a restarted writer chained on from it.
       const next = lines[i + 1];
-      if (next !== undefined && next.includes(`"prev":"${lineHash(line, key)}"`) && /^\{"level":/.test(line)) {
+      if (next !== undefined && next.includes(`"prev":"${lineHash(line, key)}"`) && /^\{"seq":/.test(line)) {
         torn.push(i + 1);
         prevHash = lineHash(line, key);
         prevSeq = Number(/"seq":(\d+)/.exec(line)?.[1] ?? prevSeq);

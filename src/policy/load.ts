@@ -16,6 +16,7 @@ export interface Policy {
   ceilings: Record<TrustLevel, Ceiling>;
   deny: { files: string[]; network: string[] };
   binPath: string[];
+  audit: { failMode: "open" | "closed"; redact: string[] };
 }
 
 export function builtinPolicy(): Policy {
@@ -25,6 +26,7 @@ export function builtinPolicy(): Policy {
     ceilings: structuredClone(DEFAULT_CEILINGS),
     deny: { files: [...DEFAULT_DENY.files], network: [...DEFAULT_DENY.network] },
     binPath: [...DEFAULT_BIN_PATH],
+    audit: { failMode: "open", redact: [] },
   };
 }
 
@@ -60,6 +62,7 @@ export function parsePolicy(text: string, file: string): Policy {
   base.deny.files.push(...(p.deny?.files ?? []));
   base.deny.network.push(...(p.deny?.network ?? []));
   if (p.binPath) base.binPath = p.binPath;
+  base.audit = { failMode: p.audit?.failMode ?? "open", redact: p.audit?.redact ?? [] };
   const hash = createHash("sha256").update(text).digest("hex").slice(0, 12);
   base.source = file;
   base.version = typeof p.version === "string" ? `${p.version}@${hash}` : hash;

@@ -23,13 +23,19 @@ export const policySchema = z
     trust: z.partialRecord(z.enum(TRUST_LEVELS), ceilingSchema).optional(),
     deny: denySchema.optional(),
     binPath: z.array(z.string().regex(/^\//, "must be an absolute folder")).optional().describe("folders where bare command names are looked up"),
+    audit: z
+      .strictObject({
+        failMode: z.enum(["open", "closed"]).optional().describe("open: calls go on when the log cannot be written; closed: they are refused"),
+        redact: z.array(z.string().min(1).regex(/^[A-Za-z0-9_$*[\]."'-]+$/, "must be a pino redact path such as fields.email")).optional().describe("more event fields to remove"),
+      })
+      .optional(),
   })
   .superRefine((p, ctx) => {
     for (const key of Object.keys(p)) {
-      if (["version", "trust", "deny", "binPath"].includes(key)) continue;
+      if (["version", "trust", "deny", "binPath", "audit"].includes(key)) continue;
       const message = (NOT_YET as readonly string[]).includes(key)
         ? `"${key}" is part of the policy engine, which this skillbox version does not enforce yet; remove it rather than rely on a rule that is not applied`
-        : `unknown field "${key}" (known: version, trust, deny, binPath)`;
+        : `unknown field "${key}" (known: version, trust, deny, binPath, audit)`;
       ctx.addIssue({ code: "custom", path: [key], message });
     }
     for (const [level, ceiling] of Object.entries(p.trust ?? {})) {
