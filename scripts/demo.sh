@@ -29,3 +29,7 @@ printf '\n\033[1m$ skillbox audit tail -n 25\033[0m\n'
 node "$ROOT/bin/skillbox.js" audit tail -n 25
 printf '\n\033[1m$ skillbox audit verify\033[0m\n'
 node "$ROOT/bin/skillbox.js" audit verify
+printf '\n\033[1m$ skillbox audit review --session demo\033[0m\n'
+node "$ROOT/bin/skillbox.js" audit review --session demo
+printf '\n\033[1m$ skillbox audit stats\033[0m\n'
+node "$ROOT/bin/skillbox.js" audit stats

@@ -4,6 +4,7 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { AuditLog } from "./audit/log.js";
+import { Metrics, type MetricsSnapshot } from "./audit/metrics.js";
 import type { ChildProcess } from "node:child_process";
 import { dispatch, type CapabilityScope } from "./capabilities/dispatch.js";
 import { PermissionDenied } from "./capabilities/errors.js";
@@ -101,6 +102,7 @@ export class SkillHost {
   readonly policy: Policy;
   readonly audit: AuditLog;
   readonly loadProblems: LoadProblem[] = [];
+  private readonly counters: Metrics;
   private readonly skills = new Map<string, LoadedSkill>();
   private readonly grants = new Map<string, AuthorizeResult>();
   private readonly supervisor: Supervisor;
@@ -133,6 +135,7 @@ export class SkillHost {
       ...(audit && "key" in audit && audit.key !== undefined ? { key: audit.key } : {}),
       onError: this.warn,
     });
+    this.counters = new Metrics(() => this.audit.failures, () => this.supervisor.kills);
     this.supervisor = new Supervisor({ workers: options.workers ?? 2, ...(options.pool ? { pool: options.pool } : {}) });
   }
 
@@ -264,6 +267,7 @@ export class SkillHost {
     const finish = (r: { ok: true; output: unknown } | { ok: false; error: SkillError }): CallResult => {
       const durationMs = round(performance.now() - started);
       const { attempts, fallback } = st;
+      this.counters.call(name, r.ok ? "ok" : r.error.code, durationMs);
       if (r.ok) {
         this.audit.event("call.end", { ...base, outcome: "ok", code: null, attempts, fallback, durationMs });
         return { ok: true, callId, output: r.output, attempts, fallback, durationMs };
@@ -304,6 +308,7 @@ export class SkillHost {
     const auth = this.authorizeCached(skill, caller.trust);
     if (!auth.ok) {
       const message = describeNeeds(name, caller.trust, auth.needs);
+      for (const n of auth.needs) this.counters.denial(`authorize:${n.kind}`);
       this.audit.event("call.denied", { ...base, code: "E_PERMISSION_DENIED", needs: auth.needs.map((n) => ({ kind: n.kind, target: n.target, access: n.access ?? null, rule: n.reason })) }, "warn");
       return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", message, { details: { needs: auth.needs } }) });
     }
@@ -446,7 +451,9 @@ export class SkillHost {
       resolve: this.resolveHost,
       children,
       record: (op: string, target: string, d: Decision, extra?: Record<string, unknown>) => {
-        this.audit.event("capability", { ...base, attempt, op, target, decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : { reason: d.reason }), ...extra }, d.allowed ? "info" : "warn");
+        const inTmp = op.startsWith("fs.") && (target === tmpDir || target.startsWith(tmpDir + "/"));
+        if (!d.allowed) this.counters.denial(d.rule);
+        this.audit.event("capability", { ...base, attempt, op, target, decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : { reason: d.reason }), ...(inTmp ? { tmp: true } : {}), ...extra }, d.allowed ? "info" : "warn");
       },
       logExec: (fields: Record<string, unknown>) => this.audit.event("process.exec", { ...base, attempt, ...fields }, fields["decision"] === "allow" ? "info" : "warn"),
     };
@@ -474,6 +481,20 @@ export class SkillHost {
       killAll(children);
       rmSync(tmpDir, { recursive: true, force: true });
     }
+  }
+
+  /** Counts and latency percentiles per skill and outcome, denials per rule, log write failures, worker kills. */
+  metrics(): MetricsSnapshot {
+    return this.counters.snapshot();
+  }
+
+  /** The same figures in Prometheus text format, for an application's /metrics endpoint (content type: `prometheusContentType`). */
+  prometheus(): Promise<string> {
+    return this.counters.prometheus();
+  }
+
+  get prometheusContentType(): string {
+    return this.counters.contentType;
   }
 
   /** The sandbox pool: worker process ids, workers killed so far, attempts in flight. */

@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseDuration, reviewEvents, statsOf, type AuditEvent } from "../audit/review.js";
 import { verifyAuditFile } from "../audit/verify.js";
 import { exitCodeFor, formatIssue, SkillError, ValidationError, type Issue } from "../errors.js";
 import { SkillHost, type CallResult } from "../host.js";
@@ -8,6 +9,7 @@ import { listSkillDirs, loadSkillDir, MANIFEST_FILE } from "../manifest/load.js"
 import { loadPolicyFile } from "../policy/load.js";
 import { isTrustLevel, TRUST_LEVELS, type TrustLevel } from "../policy/trust.js";
 import { TOOL_FORMATS, type ToolFormat } from "../tools.js";
+import { renderReview, renderStats } from "./report.js";
 import { tailAudit } from "./tail.js";
 
 const USAGE = `skillbox: run JavaScript skills in V8 isolates, within what their manifest declares and their caller's trust allows
@@ -18,7 +20,7 @@ Usage:
   skillbox list [--skills DIR] [--json]
   skillbox validate [PATH...]          manifests, skill folders and policy files
   skillbox tools --format mcp|openai|anthropic [--trust LEVEL] [--skills DIR] [--policy FILE]
-  skillbox audit verify|tail [--audit FILE] [-n N]
+  skillbox audit verify|tail|review|stats [--audit FILE] [-n N] [-f] [--since DURATION] [--session ID] [--json]
   skillbox mcp [--skills DIR] [--policy FILE] [--workspace DIR] [--trust LEVEL] [--caller ID] [--session ID] [--audit FILE]
                                        an MCP server on stdio (stdout carries protocol only)
 
@@ -254,22 +256,94 @@ async function cmdMcp(args: string[], io: Out): Promise<number> {
 }
 
 async function cmdAudit(args: string[], io: Out): Promise<number> {
-  const { values, positionals } = parse(args, { audit: { type: "string" }, json: { type: "boolean" }, n: { type: "string", short: "n" } }, "audit");
+  const { values, positionals } = parse(
+    args,
+    { audit: { type: "string" }, json: { type: "boolean" }, n: { type: "string", short: "n" }, follow: { type: "boolean", short: "f" }, since: { type: "string" }, session: { type: "string" } },
+    "audit",
+  );
   const sub = positionals[0];
+  if (!["verify", "tail", "review", "stats"].includes(sub ?? "")) throw new UsageError(`skillbox audit: expected verify, tail, review or stats, got ${sub === undefined ? "nothing" : `"${sub}"`}`);
   const file = resolve(values.audit ?? ".skillbox/audit.jsonl");
   if (!existsSync(file)) throw new UsageError(`skillbox audit: no security log at ${file} (use --audit FILE)`);
   if (sub === "verify") {
     const r = verifyAuditFile(file);
     if (values.json) io.out(JSON.stringify(r));
-    else if (r.ok) io.out(`✔ ${file}: ${r.lines} lines, chain intact`);
+    else if (r.ok) io.out(`✔ ${file}: ${r.lines} lines, chain intact${r.tornLines ? ` (line ${r.tornLines.join(", ")} cut off by a crash, chain continued)` : ""}`);
     else io.out(`✖ ${file}: ${r.problem}`);
     return r.ok ? 0 : 1;
   }
   if (sub === "tail") {
     const n = values.n === undefined ? 20 : Number(values.n);
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`skillbox audit tail: -n must be a positive whole number, got "${values.n}"`);
-    for (const line of tailAudit(readFileSync(file, "utf8"), n, values.json === true)) io.out(line);
+    const text = readFileSync(file, "utf8");
+    for (const line of tailAudit(text, n, values.json === true)) io.out(line);
+    if (values.follow) await follow(file, Buffer.byteLength(text), values.json === true, io);
     return 0;
   }
-  throw new UsageError(`skillbox audit: expected verify or tail, got ${sub === undefined ? "nothing" : `"${sub}"`}`);
+  const events = readEventsLenient(file);
+  if (sub === "stats") {
+    const s = statsOf(events);
+    if (values.json) io.out(JSON.stringify(s));
+    else for (const l of renderStats(s)) io.out(l);
+    return 0;
+  }
+  let since: number | undefined;
+  if (values.since !== undefined) {
+    try {
+      since = parseDuration(values.since);
+    } catch (err) {
+      throw new UsageError(`skillbox audit review: --since: ${(err as Error).message}`);
+    }
+  }
+  const sessions = reviewEvents(events, { ...(since !== undefined ? { since } : {}), ...(values.session !== undefined ? { session: values.session } : {}) });
+  if (values.json) io.out(JSON.stringify(sessions));
+  else for (const l of renderReview(sessions)) io.out(l);
+  return 0;
+}
+
+/** Parsed events of a log; lines that are not JSON (a torn last line) are skipped. */
+function readEventsLenient(file: string): AuditEvent[] {
+  const out: AuditEvent[] = [];
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as AuditEvent);
+    } catch {
+      /* torn line */
+    }
+  }
+  return out;
+}
+
+/** `tail -f`: prints lines appended to the file until interrupted. */
+async function follow(file: string, from: number, raw: boolean, io: Out): Promise<void> {
+  let offset = from;
+  let rest = "";
+  await new Promise<void>((done) => {
+    const timer = setInterval(() => {
+      let size: number;
+      try {
+        size = statSync(file).size;
+      } catch {
+        return;
+      }
+      if (size < offset) offset = 0; // replaced or truncated: start over
+      if (size === offset) return;
+      const fd = openSync(file, "r");
+      const buf = Buffer.alloc(size - offset);
+      readSync(fd, buf, 0, buf.length, offset);
+      closeSync(fd);
+      offset = size;
+      const text = rest + buf.toString("utf8");
+      const complete = text.slice(0, text.lastIndexOf("\n") + 1);
+      rest = text.slice(complete.length);
+      for (const line of tailAudit(complete, Number.MAX_SAFE_INTEGER, raw)) io.out(line);
+    }, 250);
+    const stop = () => {
+      clearInterval(timer);
+      done();
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
 }
