@@ -107,9 +107,9 @@ describe("audit tail -f", () => {
     await new Promise((r) => setTimeout(r, 400));
     log.event("call.end", { callId: "second-call", skill: "a", caller: "c", trust: "untrusted", outcome: "ok", attempts: 1, durationMs: 1 });
     await log.close();
-    for (let i = 0; i < 40 && !out.includes("second-"); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 40 && !out.includes("second-c"); i++) await new Promise((r) => setTimeout(r, 100));
     child.kill("SIGINT");
     expect(out).toMatch(/first-c/);
-    expect(out).toMatch(/second- end .*ok after 1 attempt/);
+    expect(out).toMatch(/second-c end .*ok after 1 attempt/);
   });
 });
