@@ -31,8 +31,11 @@ export interface SkillHostOptions {
   policy?: string;
   /** @default process.cwd() */
   workspace?: string;
-  /** security log file, or options; @default ".skillbox/audit.jsonl" in the workspace */
-  audit?: string | { file: string; key?: string };
+  /**
+   * security log file, or options: `file`, `key` (HMAC chain), `postgres` (also store the events
+   * in PostgreSQL, a connection URL), `table`; @default ".skillbox/audit.jsonl" in the workspace
+   */
+  audit?: string | { file?: string; key?: string; postgres?: string; table?: string };
   /** sandbox worker processes; @default 2 */
   workers?: number;
   /**
@@ -132,7 +135,9 @@ export class SkillHost {
     this.audit = new AuditLog({
       file: resolve(workspace, audit?.file ?? ".skillbox/audit.jsonl"),
       redact: policy.audit.redact,
-      ...(audit && "key" in audit && audit.key !== undefined ? { key: audit.key } : {}),
+      ...(audit?.key !== undefined ? { key: audit.key } : {}),
+      ...(audit?.postgres !== undefined ? { postgres: audit.postgres } : {}),
+      ...(audit?.table !== undefined ? { table: audit.table } : {}),
       onError: this.warn,
     });
     this.counters = new Metrics(() => this.audit.failures, () => this.supervisor.kills);

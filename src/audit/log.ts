@@ -1,4 +1,5 @@
 import pino, { type Logger } from "pino";
+import { PgSink, type LineSink } from "./pg-sink.js";
 import { ChainSink } from "./sink.js";
 
 export interface AuditOptions {
@@ -6,6 +7,10 @@ export interface AuditOptions {
   file: string;
   /** HMAC key for the chain; @default process.env.SKILLBOX_AUDIT_KEY */
   key?: string;
+  /** also store the events, with the same chain, in PostgreSQL (a connection URL) */
+  postgres?: string;
+  /** the PostgreSQL table; @default "skillbox_audit" */
+  table?: string;
   /** more paths to remove from every event (pino redact syntax), e.g. from the policy's audit.redact */
   redact?: string[];
   /** where write failures are reported; @default process.stderr */
@@ -39,10 +44,9 @@ function secretValues(env: NodeJS.ProcessEnv): RegExp | undefined {
 export class AuditLog {
   readonly file: string;
   private readonly logger: Logger;
-  private readonly sink: ChainSink;
+  private readonly sinks: LineSink[];
   private readonly onError: (message: string) => void;
   private failedEarly = 0;
-  private reported = false;
   private readonly secrets: RegExp | undefined;
 
   constructor(options: AuditOptions) {
@@ -50,12 +54,13 @@ export class AuditLog {
     const key = options.key ?? process.env["SKILLBOX_AUDIT_KEY"] ?? undefined;
     this.onError = options.onError ?? ((m) => process.stderr.write(m + "\n"));
     this.secrets = secretValues(process.env);
-    this.sink = new ChainSink(this.file, key, (err) => this.fail(err));
+    this.sinks = [new ChainSink(this.file, key, (err) => this.fail(err))];
+    if (options.postgres) this.sinks.push(new PgSink(options.postgres, options.table ?? "skillbox_audit", key, (err) => this.fail(err, "PostgreSQL")));
     const sink = {
       write: (line: string) => {
         let json = line.endsWith("\n") ? line.slice(0, -1) : line;
         if (this.secrets) json = json.replace(this.secrets, "[redacted]");
-        this.sink.write(json);
+        for (const s of this.sinks) s.write(json);
       },
     };
     this.logger = pino(
@@ -72,18 +77,19 @@ export class AuditLog {
 
   /** log lines that could not be written */
   get failures(): number {
-    return this.sink.failed + this.failedEarly;
+    return this.sinks.reduce((n, s) => n + s.failed, this.failedEarly);
   }
 
-  /** false while the file cannot be written (the last write failed or it could not be opened) */
+  /** false while a sink cannot be written (its last write failed or it could not be opened) */
   get healthy(): boolean {
-    return this.sink.healthy;
+    return this.sinks.every((s) => s.healthy);
   }
 
-  private fail(err: Error): void {
-    if (!this.reported) {
-      this.reported = true;
-      this.onError(`skillbox: cannot write the security log ${this.file}: ${(err as NodeJS.ErrnoException).code ?? err.message}; calls go on, events are being lost`);
+  private readonly reportedSinks = new Set<string>();
+  private fail(err: Error, where = this.file): void {
+    if (!this.reportedSinks.has(where)) {
+      this.reportedSinks.add(where);
+      this.onError(`skillbox: cannot write the security log to ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}; calls go on, events are being lost`);
     }
   }
 
@@ -98,12 +104,12 @@ export class AuditLog {
   }
 
   /** Resolves once every event written so far is in the file (or has failed). */
-  flush(): Promise<void> {
-    return this.sink.flush();
+  async flush(): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.flush()));
   }
 
-  /** Flushes and closes the file. */
-  close(): Promise<void> {
-    return this.sink.close();
+  /** Flushes and closes every sink. */
+  async close(): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.close()));
   }
 }

@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, rmdirSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { GENESIS, lineHash } from "./chain.js";
+import type { LineSink } from "./pg-sink.js";
 
 /** A lock older than this is taken to be left by a crashed writer. */
 const STALE_LOCK_MS = 10_000;
@@ -15,7 +16,7 @@ const TAIL_BYTES = 1 << 20;
  * another process is waited for without blocking. At process exit the queue is written
  * synchronously. Failures are counted, never thrown.
  */
-export class ChainSink {
+export class ChainSink implements LineSink {
   private fd: number | undefined;
   private queue: string[] = [];
   private scheduled = false;

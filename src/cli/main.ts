@@ -2,7 +2,8 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { basename, join, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { parseDuration, reviewEvents, statsOf, type AuditEvent } from "../audit/review.js";
-import { verifyAuditFile } from "../audit/verify.js";
+import { readPgLines } from "../audit/pg-sink.js";
+import { verifyAuditText } from "../audit/verify.js";
 import { exitCodeFor, formatIssue, SkillError, ValidationError, type Issue } from "../errors.js";
 import { SkillHost, type CallResult } from "../host.js";
 import { listSkillDirs, loadSkillDir, MANIFEST_FILE } from "../manifest/load.js";
@@ -20,7 +21,7 @@ Usage:
   skillbox list [--skills DIR] [--json]
   skillbox validate [PATH...]          manifests, skill folders and policy files
   skillbox tools --format mcp|openai|anthropic [--trust LEVEL] [--skills DIR] [--policy FILE]
-  skillbox audit verify|tail|review|stats [--audit FILE] [-n N] [-f] [--since DURATION] [--session ID] [--json]
+  skillbox audit verify|tail|review|stats [--audit FILE | --postgres URL [--table T]] [-n N] [-f] [--since DURATION] [--session ID] [--json]
   skillbox mcp [--skills DIR] [--policy FILE] [--workspace DIR] [--trust LEVEL] [--caller ID] [--session ID] [--audit FILE]
                                        an MCP server on stdio (stdout carries protocol only)
 
@@ -151,7 +152,11 @@ async function openHost(values: { skills?: string | undefined; policy?: string |
     workspace,
     skillsDir,
     ...(values.policy !== undefined ? { policy: values.policy } : {}),
-    audit: resolve(values.audit ?? ".skillbox/audit.jsonl"),
+    audit: {
+      file: resolve(values.audit ?? ".skillbox/audit.jsonl"),
+      // Teams storing the log in PostgreSQL set this once in the environment.
+      ...(process.env["SKILLBOX_AUDIT_POSTGRES"] ? { postgres: process.env["SKILLBOX_AUDIT_POSTGRES"] } : {}),
+    },
     onWarning: io.err,
     warm,
   });
@@ -258,29 +263,53 @@ async function cmdMcp(args: string[], io: Out): Promise<number> {
 async function cmdAudit(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { audit: { type: "string" }, json: { type: "boolean" }, n: { type: "string", short: "n" }, follow: { type: "boolean", short: "f" }, since: { type: "string" }, session: { type: "string" } },
+    { audit: { type: "string" }, postgres: { type: "string" }, table: { type: "string" }, json: { type: "boolean" }, n: { type: "string", short: "n" }, follow: { type: "boolean", short: "f" }, since: { type: "string" }, session: { type: "string" } },
     "audit",
   );
   const sub = positionals[0];
   if (!["verify", "tail", "review", "stats"].includes(sub ?? "")) throw new UsageError(`skillbox audit: expected verify, tail, review or stats, got ${sub === undefined ? "nothing" : `"${sub}"`}`);
+  if (values.postgres !== undefined) {
+    if (sub === "tail" && values.follow) throw new UsageError("skillbox audit tail -f follows a file, not PostgreSQL");
+    let lines: string[];
+    try {
+      lines = await readPgLines(values.postgres, values.table ?? "skillbox_audit");
+    } catch (err) {
+      throw new UsageError(`skillbox audit: cannot read PostgreSQL: ${(err as Error).message}`);
+    }
+    return auditReport(sub!, lines.join("\n") + (lines.length ? "\n" : ""), `PostgreSQL table ${values.table ?? "skillbox_audit"}`, values, io);
+  }
   const file = resolve(values.audit ?? ".skillbox/audit.jsonl");
   if (!existsSync(file)) throw new UsageError(`skillbox audit: no security log at ${file} (use --audit FILE)`);
+  if (sub === "tail" && values.follow) {
+    const text = readFileSync(file, "utf8");
+    for (const line of tailAudit(text, tailCount(values.n), values.json === true)) io.out(line);
+    await follow(file, Buffer.byteLength(text), values.json === true, io);
+    return 0;
+  }
+  return auditReport(sub!, readFileSync(file, "utf8"), file, values, io);
+}
+
+function tailCount(n: string | undefined): number {
+  const count = n === undefined ? 20 : Number(n);
+  if (!Number.isInteger(count) || count < 1) throw new UsageError(`skillbox audit tail: -n must be a positive whole number, got "${n}"`);
+  return count;
+}
+
+/** verify, tail, stats or review over the text of a log (from a file or PostgreSQL). */
+function auditReport(sub: string, text: string, source: string, values: { json?: boolean | undefined; n?: string | undefined; since?: string | undefined; session?: string | undefined }, io: Out): number {
   if (sub === "verify") {
-    const r = verifyAuditFile(file);
+    const r = verifyAuditText(text);
+    const file = source;
     if (values.json) io.out(JSON.stringify(r));
     else if (r.ok) io.out(`✔ ${file}: ${r.lines} lines, chain intact${r.tornLines ? ` (line ${r.tornLines.join(", ")} cut off by a crash, chain continued)` : ""}`);
     else io.out(`✖ ${file}: ${r.problem}`);
     return r.ok ? 0 : 1;
   }
   if (sub === "tail") {
-    const n = values.n === undefined ? 20 : Number(values.n);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`skillbox audit tail: -n must be a positive whole number, got "${values.n}"`);
-    const text = readFileSync(file, "utf8");
-    for (const line of tailAudit(text, n, values.json === true)) io.out(line);
-    if (values.follow) await follow(file, Buffer.byteLength(text), values.json === true, io);
+    for (const line of tailAudit(text, tailCount(values.n), values.json === true)) io.out(line);
     return 0;
   }
-  const events = readEventsLenient(file);
+  const events = parseEventsLenient(text);
   if (sub === "stats") {
     const s = statsOf(events);
     if (values.json) io.out(JSON.stringify(s));
@@ -301,10 +330,10 @@ async function cmdAudit(args: string[], io: Out): Promise<number> {
   return 0;
 }
 
-/** Parsed events of a log; lines that are not JSON (a torn last line) are skipped. */
-function readEventsLenient(file: string): AuditEvent[] {
+/** Parsed events of a log; lines that are not JSON (a torn line) are skipped. */
+function parseEventsLenient(text: string): AuditEvent[] {
   const out: AuditEvent[] = [];
-  for (const line of readFileSync(file, "utf8").split("\n")) {
+  for (const line of text.split("\n")) {
     if (!line.trim()) continue;
     try {
       out.push(JSON.parse(line) as AuditEvent);
