@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, realpathSync, rmSync, watch, type FSWatcher } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { AuditLog } from "./audit/log.js";
 import { Metrics, type MetricsSnapshot } from "./audit/metrics.js";
@@ -17,6 +17,9 @@ import type { Manifest } from "./manifest/schema.js";
 import { authorize, describeNeeds, type AuthorizeResult, type Grant } from "./policy/authorize.js";
 import type { Decision } from "./policy/check.js";
 import { builtinPolicy, loadPolicyFile, type Policy } from "./policy/load.js";
+import type { Approval } from "./policy/engine/approvals.js";
+import type { EngineLog } from "./policy/engine/engine.js";
+import { makeLive, selfTest, snapshotPolicy, type LivePolicy } from "./policy/live.js";
 import { TMP_PLACEHOLDER } from "./policy/match.js";
 import { isTrustLevel, type TrustLevel } from "./policy/trust.js";
 import { expandVars } from "./util/vars.js";
@@ -49,6 +52,10 @@ export interface SkillHostOptions {
   maxQueued?: number;
   /** largest accepted input, JSON-encoded; @default 1 MiB */
   maxInputBytes?: number;
+  /** state that outlives a process (approvals, policy snapshots); @default "<workspace>/.skillbox" */
+  stateDir?: string;
+  /** epoch milliseconds for rate limits, time windows and approvals; @default Date.now */
+  clock?: () => number;
   /** DNS resolution for ctx.fetch (host name -> addresses); @default the system resolver */
   resolveHost?: Resolver;
   /** start the sandbox workers at open, ahead of the first call; @default true */
@@ -97,17 +104,22 @@ export interface SkillSource {
 }
 
 const DEFAULT_MAX_INPUT = 1024 * 1024;
+/** Contract fields for events that belong to no call (policy reloads, approval decisions). */
+const SYSTEM_FIELDS = { callId: null, skill: null, caller: null, trust: null, session: null };
 const MAX_FALLBACK_DEPTH = 3;
 
 /** The one object a host application holds: registry, policy, sandbox pool, security log. */
 export class SkillHost {
   readonly workspace: string;
-  readonly policy: Policy;
+  readonly stateDir: string;
+  private live: LivePolicy;
+  private readonly clock: () => number;
+  /** the policy file given to open(), watched by watch() */
+  private readonly policyFile: string | undefined;
   readonly audit: AuditLog;
   readonly loadProblems: LoadProblem[] = [];
   private readonly counters: Metrics;
   private readonly skills = new Map<string, LoadedSkill>();
-  private readonly grants = new Map<string, AuthorizeResult>();
   private readonly supervisor: Supervisor;
   private readonly home: string;
   private readonly maxInputBytes: number;
@@ -121,9 +133,12 @@ export class SkillHost {
   readonly skillsDir: string;
   private closed = false;
 
-  private constructor(options: SkillHostOptions, policy: Policy, workspace: string) {
+  private constructor(options: SkillHostOptions, policy: Policy, workspace: string, policyFile: string | undefined) {
     this.workspace = workspace;
-    this.policy = policy;
+    this.policyFile = policyFile;
+    this.stateDir = resolve(workspace, options.stateDir ?? ".skillbox");
+    this.clock = options.clock ?? Date.now;
+    this.live = makeLive(policy, this.stateDir, this.clock);
     this.home = safeRealpath(homedir());
     this.maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT;
     this.warn = options.onWarning ?? ((m) => process.stderr.write(m + "\n"));
@@ -152,14 +167,18 @@ export class SkillHost {
     } catch {
       throw new SkillError("E_INPUT_INVALID", `workspace ${options.workspace} does not exist`);
     }
-    let policy: Policy;
-    if (options.policy !== undefined) policy = loadPolicyFile(resolve(options.policy));
-    else {
-      const implicit = join(workspace, "skillbox.policy.yaml");
-      policy = existsSync(implicit) ? loadPolicyFile(implicit) : builtinPolicy();
-    }
-    const host = new SkillHost(options, policy, workspace);
+    const implicit = join(workspace, "skillbox.policy.yaml");
+    const policyFile = options.policy !== undefined ? resolve(options.policy) : existsSync(implicit) ? implicit : undefined;
+    const policy = policyFile ? loadPolicyFile(policyFile) : builtinPolicy();
+    const host = new SkillHost(options, policy, workspace, policyFile);
     host.reload();
+    try {
+      selfTest(policy, (n) => host.skills.get(n), { workspace, home: host.home });
+    } catch (err) {
+      await host.audit.close();
+      throw err;
+    }
+    snapshotPolicy(policy, host.stateDir);
     if (options.warm !== false) await host.supervisor.warm();
     return host;
   }
@@ -200,7 +219,7 @@ export class SkillHost {
   }
 
   private dropGrants(name: string): void {
-    for (const key of this.grants.keys()) if (key.startsWith(name + "\0")) this.grants.delete(key);
+    for (const key of this.live.grants.keys()) if (key.startsWith(name + "\0")) this.live.grants.delete(key);
   }
 
   /** Adds a skill from a folder, or from a manifest object plus module sources. Throws on an invalid skill. */
@@ -223,6 +242,23 @@ export class SkillHost {
     return info(skill);
   }
 
+  /** The policy in force. */
+  get policy(): Policy {
+    return this.live.policy;
+  }
+
+  /** Pending and decided approvals (newest first). */
+  approvals(): Approval[] {
+    return this.live.engine.approvals.list();
+  }
+
+  /** Approves or denies a pending approval; the decision is logged. Throws for an unknown or already decided id. */
+  decideApproval(id: string, decision: "approve" | "deny", options: { by?: string; reason?: string } = {}): Approval {
+    const a = this.live.engine.approvals.decide(id, decision === "approve" ? "approved" : "denied", options.by ?? "api", options.reason);
+    this.audit.event("approval.decided", { ...SYSTEM_FIELDS, approvalId: a.id, decision: a.status, by: a.decidedBy, reason: a.reason ?? null, skill: a.skill, caller: a.caller, policyVersion: this.policy.version });
+    return a;
+  }
+
   list(): SkillInfo[] {
     return [...this.skills.values()].map(info).sort((a, b) => a.name.localeCompare(b.name));
   }
@@ -230,7 +266,7 @@ export class SkillHost {
   /** Skills the given trust level may run, as tool definitions for a model API or MCP. */
   tools(format: ToolFormat, options: { trust?: TrustLevel } = {}): unknown[] {
     const trust = options.trust ?? "untrusted";
-    const allowed = [...this.skills.values()].filter((s) => this.authorizeCached(s, trust).ok).sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
+    const allowed = [...this.skills.values()].filter((s) => this.authorizeCached(s, trust).ok && this.live.engine.signatureFor(s, trust)?.valid !== false).sort((a, b) => a.manifest.name.localeCompare(b.manifest.name));
     return toolDefinitions(format, allowed.map((s) => s.manifest));
   }
 
@@ -241,12 +277,12 @@ export class SkillHost {
     return this.authorizeCached(skill, trust);
   }
 
-  private authorizeCached(skill: LoadedSkill, trust: TrustLevel): AuthorizeResult {
+  private authorizeCached(skill: LoadedSkill, trust: TrustLevel, live: LivePolicy = this.live): AuthorizeResult {
     const key = `${skill.manifest.name}\0${trust}`;
-    let r = this.grants.get(key);
+    let r = live.grants.get(key);
     if (!r) {
-      r = authorize(skill.manifest, { trust, policy: this.policy, vars: { workspace: this.workspace, home: this.home, skill: skill.dir } });
-      this.grants.set(key, r);
+      r = authorize(skill.manifest, { trust, policy: live.policy, vars: { workspace: this.workspace, home: this.home, skill: skill.dir } });
+      live.grants.set(key, r);
     }
     return r;
   }
@@ -264,10 +300,12 @@ export class SkillHost {
   private async callInternal(name: string, input: unknown, options: CallOptions, depth: number, parentCallId: string | undefined): Promise<CallResult> {
     const started = performance.now();
     const callId = randomUUID();
+    // The policy version this call runs under, start to end, whatever a reload does meanwhile.
+    const live = this.live;
     const c = options.caller ?? {};
     const trustRaw = c.trust ?? "untrusted";
     const caller: Caller = { id: typeof c.id === "string" && c.id ? c.id : "anonymous", trust: isTrustLevel(trustRaw) ? trustRaw : "untrusted", ...(typeof c.session === "string" ? { session: c.session } : {}) };
-    const base = { callId, skill: name, caller: caller.id, trust: caller.trust, session: caller.session ?? null, policyVersion: this.policy.version, ...(parentCallId ? { parentCallId } : {}) };
+    const base = { callId, skill: name, caller: caller.id, trust: caller.trust, session: caller.session ?? null, policyVersion: live.policy.version, ...(parentCallId ? { parentCallId } : {}) };
     const st = { attempts: 0, fallback: null as string | null };
     const finish = (r: { ok: true; output: unknown } | { ok: false; error: SkillError }): CallResult => {
       const durationMs = round(performance.now() - started);
@@ -284,7 +322,7 @@ export class SkillHost {
 
     this.audit.event("call.start", base);
     if (this.closed) return finish({ ok: false, error: new SkillError("E_SKILL_ERROR", "the host is closed") });
-    if (this.policy.audit.failMode === "closed" && !this.audit.healthy) {
+    if (live.policy.audit.failMode === "closed" && !this.audit.healthy) {
       // "No action without a record": the policy refuses calls while the log cannot be written.
       return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", `refused: the security log ${this.audit.file} cannot be written and the policy sets audit.failMode: closed`, { details: { reason: "audit-unwritable" } }) });
     }
@@ -310,7 +348,7 @@ export class SkillHost {
     }
 
     // 3 authorize
-    const auth = this.authorizeCached(skill, caller.trust);
+    const auth = this.authorizeCached(skill, caller.trust, live);
     if (!auth.ok) {
       const message = describeNeeds(name, caller.trust, auth.needs);
       for (const n of auth.needs) this.counters.denial(`authorize:${n.kind}`);
@@ -319,9 +357,49 @@ export class SkillHost {
     }
     const grant = auth.grant;
 
+    // 4 policy: signatures, windows, concurrency, rate limits, input filters, approvals
+    const log: EngineLog = (event, fields, level) => this.audit.event(event, { ...base, ...fields }, level);
+    const admission = live.engine.admit({ skill: name, caller: caller.id, trust: caller.trust, manifest: skill.manifest }, skill, input, log);
+    if (!admission.ok) {
+      this.counters.denial(admission.rule);
+      this.audit.event("call.denied", { ...base, code: admission.error.code, rule: admission.rule, reason: admission.error.message, details: admission.error.details ?? null }, "warn");
+      return finish({ ok: false, error: admission.error });
+    }
+    try {
+      return await this.execute(skill, grant, base, admission.input, caller, depth, name, st, finish, live, log);
+    } finally {
+      admission.release();
+    }
+  }
+
+  /** Stages 5-7: attempts, fallback, output filter. */
+  private async execute(
+    skill: LoadedSkill,
+    grant: Grant,
+    base: Record<string, unknown>,
+    input: unknown,
+    caller: Caller,
+    depth: number,
+    name: string,
+    st: { attempts: number; fallback: string | null },
+    finish: (r: { ok: true; output: unknown } | { ok: false; error: SkillError }) => CallResult,
+    live: LivePolicy,
+    log: EngineLog,
+  ): Promise<CallResult> {
+    const callId = String(base["callId"]);
+    // 7 output: content filters on whatever produced it (the skill or its fallback)
+    const done = (output: unknown): CallResult => {
+      const f = live.engine.filter("output", output, log);
+      if (f.blocked) {
+        this.counters.denial(`filters.${f.blocked}`);
+        return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", `${name}: the output was blocked by content filter "${f.blocked}"`, { details: { rule: `filters.${f.blocked}`, filter: f.blocked } }) });
+      }
+      return finish({ ok: true, output: f.value });
+    };
+
     // 5 execute, with retry and a deadline per attempt
-    const run = await this.runAttempts(skill, grant, base, input, st);
-    if (!(run instanceof SkillError)) return finish({ ok: true, output: run.output });
+    const run = await this.runAttempts(skill, grant, base, input, st, live, log);
+    if (!(run instanceof SkillError)) return done(run.output);
     const failure = run;
 
     // 6 fallback
@@ -334,14 +412,14 @@ export class SkillHost {
           return finish({ ok: false, error: new SkillError("E_SKILL_ERROR", `fallback chain deeper than ${MAX_FALLBACK_DEPTH}; stopped at ${fb.skill}`, { details: { primary: failure.toJSON() } }) });
         }
         const r = await this.callInternal(fb.skill, input, { caller }, depth + 1, callId);
-        if (r.ok) return finish({ ok: true, output: r.output });
+        if (r.ok) return done(r.output);
         return finish({ ok: false, error: new SkillError(r.error.code, `${name} failed (${failure.code}: ${failure.message}); its fallback ${fb.skill} failed too: ${r.error.message}`, { retryable: false, details: { primary: failure.toJSON(), fallback: r.error } }) });
       }
       st.fallback = fb.command.join(" ");
       this.audit.event("fallback.start", { ...base, fallback: st.fallback, after: failure.code });
       try {
         const output = await this.fallbackCommand(skill, grant, base, fb.command);
-        return finish({ ok: true, output });
+        return done(output);
       } catch (err) {
         const e = asSkillError(err);
         return finish({ ok: false, error: new SkillError(e.code, `${name} failed (${failure.code}: ${failure.message}); its fallback command failed too: ${e.message}`, { details: { primary: failure.toJSON(), fallback: e.toJSON() } }) });
@@ -354,7 +432,7 @@ export class SkillHost {
    * The attempts of one call, in a concurrency slot (a fallback runs outside it, so a fallback
    * skill never waits on its own parent's slot). Resolves with the output or the last error.
    */
-  private async runAttempts(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, input: unknown, st: { attempts: number }): Promise<{ output: unknown } | SkillError> {
+  private async runAttempts(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, input: unknown, st: { attempts: number }, live: LivePolicy, log: EngineLog): Promise<{ output: unknown } | SkillError> {
     if (this.running >= this.maxConcurrent) {
       if (this.queue.length >= this.maxQueued) {
         const err = new SkillError("E_RATE_LIMITED", `skillbox is busy: ${this.running} calls running and ${this.queue.length} waiting (maxConcurrent ${this.maxConcurrent}, maxQueued ${this.maxQueued}); try again shortly`, { details: { retryAfterMs: 100, reason: "busy" } });
@@ -371,7 +449,7 @@ export class SkillHost {
     try {
       const { value, attempts } = await withRetry(
         skill.manifest.retry,
-        (attempt) => this.attempt(skill, grant, base, inputJson, tmpDir, attempt),
+        (attempt) => this.attempt(skill, grant, base, inputJson, tmpDir, attempt, live, log),
         ({ attempt, error, retryDelayMs, willRetry }) => {
           this.audit.event("attempt.end", { ...base, attempt, outcome: "error", code: error.code, message: error.message, retryable: error.retryable, willRetry, retryDelayMs }, "warn");
         },
@@ -404,7 +482,7 @@ export class SkillHost {
     return undefined;
   }
 
-  private async attempt(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, inputJson: string, tmpDir: string, attempt: number): Promise<unknown> {
+  private async attempt(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, inputJson: string, tmpDir: string, attempt: number, live: LivePolicy, log: EngineLog): Promise<unknown> {
     const started = performance.now();
     this.audit.event("attempt.start", { ...base, attempt });
     let denied: PermissionDenied | undefined;
@@ -412,6 +490,10 @@ export class SkillHost {
     const children = new Set<ChildProcess>();
     const scope: CapabilityScope = {
       ...this.scopeBase(grant, base, attempt, tmpDir, children),
+      filterRequest: (body) => {
+        const f = live.engine.filter("request", body, log);
+        return f.blocked ? { blocked: f.blocked } : { body: String(f.value) };
+      },
       log: (level, message, fields) => this.audit.event("skill.log", { ...base, attempt, level, message, fields: capJson(fields) }),
       denied: (err) => {
         denied ??= err;
@@ -505,6 +587,69 @@ export class SkillHost {
   /** The sandbox pool: worker process ids, workers killed so far, attempts in flight. */
   sandboxStats(): { workerPids: number[]; kills: number; inflight: number } {
     return this.supervisor.stats();
+  }
+
+  /**
+   * Loads the policy file again. The new version is validated and self-tested before it replaces
+   * the live one; an invalid change keeps the old version in force and is reported. Calls in
+   * flight finish under the version they started with. Returns whether the new version is live.
+   */
+  reloadPolicy(): boolean {
+    if (!this.policyFile) return false;
+    const before = this.live.policy.version;
+    try {
+      const policy = loadPolicyFile(this.policyFile);
+      if (policy.version === before) return false;
+      selfTest(policy, (n) => this.skills.get(n), { workspace: this.workspace, home: this.home });
+      this.live = makeLive(policy, this.stateDir, this.clock);
+      snapshotPolicy(policy, this.stateDir);
+      this.audit.event("policy.reload", { ...SYSTEM_FIELDS, outcome: "ok", from: before, policyVersion: policy.version });
+      return true;
+    } catch (err) {
+      const e = asSkillError(err);
+      this.audit.event("policy.reload", { ...SYSTEM_FIELDS, outcome: "error", code: e.code, message: e.message, policyVersion: before }, "warn");
+      this.warn(`skillbox: the changed policy ${this.policyFile} was not loaded; ${before} stays in force:\n  ${e.message.split("\n").join("\n  ")}`);
+      return false;
+    }
+  }
+
+  /**
+   * Watches the policy file and the skills folder; changes are validated before they replace what
+   * is live (see reload() and reloadPolicy()). `onChange` hears what changed. Returns a stop function.
+   */
+  watch(onChange: (what: "skills" | "policy") => void = () => undefined, debounceMs = 150): () => void {
+    const watchers: FSWatcher[] = [];
+    const timers = new Map<string, NodeJS.Timeout>();
+    const later = (what: "skills" | "policy", fn: () => boolean) => {
+      clearTimeout(timers.get(what));
+      timers.set(
+        what,
+        setTimeout(() => {
+          if (fn()) onChange(what);
+        }, debounceMs),
+      );
+    };
+    const add = (path: string, opts: { recursive?: boolean }, fn: (name: string | null) => void) => {
+      try {
+        const w = watch(path, opts, (_e, name) => fn(name));
+        w.on("error", () => undefined);
+        watchers.push(w);
+      } catch {
+        this.warn(`skillbox: cannot watch ${path}; changes there are not picked up`);
+      }
+    };
+    add(this.skillsDir, { recursive: true }, () => later("skills", () => this.reload()));
+    if (this.policyFile) {
+      // Editors often replace the file: watch its folder and pick out its name.
+      const file = this.policyFile;
+      add(dirname(file), {}, (name) => {
+        if (name === null || name === basename(file)) later("policy", () => this.reloadPolicy());
+      });
+    }
+    return () => {
+      for (const t of timers.values()) clearTimeout(t);
+      for (const w of watchers) w.close();
+    };
   }
 
   /** Lets calls in flight finish (each ends by its own deadline), stops the sandbox workers and flushes the security log. */

@@ -108,6 +108,11 @@ export class AuditLog {
     await Promise.all(this.sinks.map((s) => s.flush()));
   }
 
+  /** For short-lived commands: writes the file sink's queue now. */
+  flushSyncForCli(): void {
+    for (const s of this.sinks) if (s instanceof ChainSink) s.flushSync();
+  }
+
   /** Flushes and closes every sink. */
   async close(): Promise<void> {
     await Promise.all(this.sinks.map((s) => s.close()));

@@ -1,10 +1,9 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, rmdirSync, statSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from "node:fs";
+import { tryLock, unlock } from "../util/lock.js";
 import { dirname } from "node:path";
 import { GENESIS, lineHash } from "./chain.js";
 import type { LineSink } from "./pg-sink.js";
 
-/** A lock older than this is taken to be left by a crashed writer. */
-const STALE_LOCK_MS = 10_000;
 const TAIL_BYTES = 1 << 20;
 
 /**
@@ -141,26 +140,11 @@ export class ChainSink implements LineSink {
   }
 
   private tryLock(): boolean {
-    try {
-      mkdirSync(this.lockDir);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      try {
-        if (Date.now() - statSync(this.lockDir).mtimeMs > STALE_LOCK_MS) rmdirSync(this.lockDir);
-      } catch {
-        /* someone else removed it */
-      }
-      return false;
-    }
+    return tryLock(this.lockDir);
   }
 
   private unlock(): void {
-    try {
-      rmdirSync(this.lockDir);
-    } catch {
-      /* already gone */
-    }
+    unlock(this.lockDir);
   }
 
   /** Resolves when every line queued so far has been written (or has failed). */

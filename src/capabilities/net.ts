@@ -25,6 +25,8 @@ export interface NetScope {
   deadline: number;
   resolve: Resolver;
   record(op: string, target: string, decision: Decision, extra?: Record<string, unknown>): void;
+  /** the policy's content filters for request bodies: a masked body, or the filter that blocks it */
+  filterRequest?(body: string): { body?: string; blocked?: string };
 }
 
 export interface FetchResult {
@@ -160,6 +162,16 @@ function send(url: URL, address: Address, method: string, headers: Record<string
 export async function fetchCapability(scope: NetScope, rawUrl: unknown, rawInit: unknown): Promise<FetchResult> {
   let url = parseUrl(rawUrl);
   let { method, headers, body } = parseInit(rawInit);
+  if (body !== undefined && scope.filterRequest) {
+    const f = scope.filterRequest(body);
+    if (f.blocked) {
+      const shown = redactUrl(url);
+      const d = { allowed: false as const, rule: `filters.${f.blocked}`, reason: `the request body was blocked by content filter "${f.blocked}"` };
+      scope.record("fetch", shown, d, { method });
+      throw new PermissionDenied("fetch", shown, d);
+    }
+    body = f.body;
+  }
   for (let hop = 0; ; hop++) {
     const { address } = await authorizeHop(scope, url, method);
     const left = scope.deadline - performance.now();

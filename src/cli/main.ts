@@ -1,6 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { ParseArgsConfig } from "node:util";
 import { parseDuration, reviewEvents, statsOf, type AuditEvent } from "../audit/review.js";
 import { readPgLines } from "../audit/pg-sink.js";
 import { verifyAuditText } from "../audit/verify.js";
@@ -10,6 +10,8 @@ import { listSkillDirs, loadSkillDir, MANIFEST_FILE } from "../manifest/load.js"
 import { loadPolicyFile } from "../policy/load.js";
 import { isTrustLevel, TRUST_LEVELS, type TrustLevel } from "../policy/trust.js";
 import { TOOL_FORMATS, type ToolFormat } from "../tools.js";
+import { parse, UsageError, type Out } from "./common.js";
+import { cmdApprovals, cmdKeygen, cmdPolicy, cmdSign } from "./policy-commands.js";
 import { renderReview, renderStats } from "./report.js";
 import { tailAudit } from "./tail.js";
 
@@ -22,34 +24,28 @@ Usage:
   skillbox validate [PATH...]          manifests, skill folders and policy files
   skillbox tools --format mcp|openai|anthropic [--trust LEVEL] [--skills DIR] [--policy FILE]
   skillbox audit verify|tail|review|stats [--audit FILE | --postgres URL [--table T]] [-n N] [-f] [--since DURATION] [--session ID] [--json]
+  skillbox approvals list [--json] | approve ID [--reason T] | deny ID [--reason T]   [--state DIR] [--audit FILE]
+  skillbox policy test [FILE] [--skills DIR] | diff A B [--json]   A and B: files, or versions kept in --state
+  skillbox sign DIR [--key FILE] [--key-id NAME]   sign a skill folder (Ed25519 PEM key, or a shared HMAC secret)
+  skillbox keygen FILE                  a new Ed25519 signing key; prints the public key for the policy
   skillbox mcp [--skills DIR] [--policy FILE] [--workspace DIR] [--trust LEVEL] [--caller ID] [--session ID] [--audit FILE]
                                        an MCP server on stdio (stdout carries protocol only)
 
+Common options: --state DIR (approvals and policy snapshots; default ./.skillbox).
 Trust levels: ${TRUST_LEVELS.join(", ")} (default untrusted).
 Exit codes: 0 ok, 1 the skill failed at run time, 2 bad request or configuration, 3 refused by policy.`;
 
-/** A usage error: printed without a stack, exit code 2. */
-class UsageError extends Error {}
-
-type Out = { out: (s: string) => void; err: (s: string) => void };
 const std: Out = { out: (s) => process.stdout.write(s + "\n"), err: (s) => process.stderr.write(s + "\n") };
 
 const COMMON = {
   skills: { type: "string" },
+  state: { type: "string" },
   policy: { type: "string" },
   workspace: { type: "string" },
   audit: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
-
-function parse<O extends NonNullable<ParseArgsConfig["options"]>>(args: string[], options: O, command: string) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(`skillbox ${command}: ${(err as Error).message.split("\n")[0]}\nRun \`skillbox --help\` for usage.`);
-  }
-}
 
 function trustFlag(value: string | undefined): TrustLevel {
   const t = value ?? "untrusted";
@@ -73,6 +69,14 @@ export async function main(argv: string[], io: Out = std): Promise<number> {
         return await cmdAudit(rest, io);
       case "mcp":
         return await cmdMcp(rest, io);
+      case "approvals":
+        return cmdApprovals(rest, io);
+      case "policy":
+        return await cmdPolicy(rest, io);
+      case "sign":
+        return cmdSign(rest, io);
+      case "keygen":
+        return cmdKeygen(rest, io);
       case undefined:
       case "help":
       case "--help":
@@ -143,7 +147,7 @@ async function cmdRun(args: string[], io: Out): Promise<number> {
   return result.ok ? 0 : exitCodeFor(result.error.code);
 }
 
-async function openHost(values: { skills?: string | undefined; policy?: string | undefined; workspace?: string | undefined; audit?: string | undefined }, io: Out, warm = true): Promise<SkillHost> {
+async function openHost(values: { skills?: string | undefined; policy?: string | undefined; workspace?: string | undefined; audit?: string | undefined; state?: string | undefined }, io: Out, warm = true): Promise<SkillHost> {
   const workspace = resolve(values.workspace ?? ".");
   if (!existsSync(workspace) || !statSync(workspace).isDirectory()) throw new UsageError(`--workspace ${values.workspace}: no such folder`);
   const skillsDir = resolve(values.skills ?? "skills");
@@ -152,6 +156,7 @@ async function openHost(values: { skills?: string | undefined; policy?: string |
     workspace,
     skillsDir,
     ...(values.policy !== undefined ? { policy: values.policy } : {}),
+    ...(values.state !== undefined ? { stateDir: resolve(values.state) } : {}),
     audit: {
       file: resolve(values.audit ?? ".skillbox/audit.jsonl"),
       // Teams storing the log in PostgreSQL set this once in the environment.

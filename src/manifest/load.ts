@@ -5,6 +5,7 @@ import { Validator, type Schema } from "@cfworker/json-schema";
 import { SkillError, ValidationError, type Issue } from "../errors.js";
 import { parseYamlSafe } from "../util/yaml.js";
 import { manifestSchema, zodIssues, type Manifest } from "./schema.js";
+import { SIGNATURE_FILE } from "./signing.js";
 
 export const MANIFEST_FILE = "skill.yaml";
 const MAX_MODULE_FILES = 200;
@@ -19,6 +20,10 @@ export interface LoadedSkill {
   /** Module sources by path relative to `dir` (forward slashes). Only these can be imported. */
   files: ReadonlyMap<string, string>;
   entrySha256: string;
+  /** the manifest as written (for signatures); undefined for skills registered from memory */
+  manifestText?: string;
+  /** the raw skill.sig, if the folder has one */
+  signature?: string;
   validateInput(value: unknown): string[];
   validateOutput(value: unknown): string[];
 }
@@ -105,8 +110,13 @@ export function loadSkillDir(dirPath: string): LoadedSkill {
   const st = safeLstat(manifestFile);
   if (!st) throw new SkillError("E_SKILL_NOT_FOUND", `${dirPath}: no ${MANIFEST_FILE} in this folder`);
   if (!st.isFile()) throw new ValidationError("E_MANIFEST_INVALID", [{ file: manifestFile, field: "", message: "must be a regular file (symlinks are not followed)" }]);
-  const manifest = parseManifest(readFileSync(manifestFile, "utf8"), manifestFile);
-  return buildSkill(manifest, dir, readModules(dir, manifestFile), manifestFile);
+  const manifestText = readFileSync(manifestFile, "utf8");
+  const manifest = parseManifest(manifestText, manifestFile);
+  const skill = buildSkill(manifest, dir, readModules(dir, manifestFile), manifestFile);
+  skill.manifestText = manifestText;
+  const sigFile = join(dir, SIGNATURE_FILE);
+  if (safeLstat(sigFile)?.isFile()) skill.signature = readFileSync(sigFile, "utf8");
+  return skill;
 }
 
 /** Reads every .js/.mjs file under `dir` (no symlinks, bounded count and size). */

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { watch, type FSWatcher } from "node:fs";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -46,20 +45,8 @@ export async function serveMcp(host: SkillHost, options: McpOptions): Promise<{ 
     return toToolResult(result);
   });
 
-  // Skill folders added, changed or removed: reload, and tell the client when the tool list changed.
-  let watcher: FSWatcher | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    watcher = watch(host.skillsDir, { recursive: true }, () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        if (host.reload()) void server.sendToolListChanged().catch(() => undefined);
-      }, options.debounceMs ?? 150);
-    });
-    watcher.on("error", () => undefined);
-  } catch {
-    process.stderr.write(`skillbox mcp: cannot watch ${host.skillsDir}; changes to skills are not picked up\n`);
-  }
+  // Skill folders or the policy changed: reloaded (validated first); the tool list may differ.
+  const stopWatching = host.watch(() => void server.sendToolListChanged().catch(() => undefined), options.debounceMs ?? 150);
 
   const transport = new StdioServerTransport();
   await server.connect(transport);
@@ -67,8 +54,7 @@ export async function serveMcp(host: SkillHost, options: McpOptions): Promise<{ 
   const close = async () => {
     if (closed) return;
     closed = true;
-    clearTimeout(timer);
-    watcher?.close();
+    stopWatching();
     await server.close().catch(() => undefined);
     await host.close();
   };

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { ValidationError } from "../errors.js";
 import { zodIssues } from "../manifest/schema.js";
 import { parseYamlSafe } from "../util/yaml.js";
-import { policySchema } from "./schema.js";
+import { policySchema, type ApprovalRule, type ExpectCase, type FilterRule, type RateLimitRule, type SigningRules, type WindowRule } from "./schema.js";
 import { DEFAULT_CEILINGS, DEFAULT_DENY, TRUST_LEVELS, type Ceiling, type TrustLevel } from "./trust.js";
 
 export const DEFAULT_BIN_PATH = ["/usr/local/bin", "/usr/bin", "/bin"];
@@ -17,6 +17,18 @@ export interface Policy {
   deny: { files: string[]; network: string[] };
   binPath: string[];
   audit: { failMode: "open" | "closed"; redact: string[] };
+  /** the policy engine's rules (every section optional) */
+  rules: {
+    rateLimits: RateLimitRule[];
+    concurrency: { perCaller: number } | undefined;
+    windows: WindowRule[];
+    filters: { presets: string[]; rules: FilterRule[] };
+    approvals: ApprovalRule[];
+    signing: SigningRules | undefined;
+    expect: ExpectCase[];
+  };
+  /** the file's text, for snapshots and diffs ("" for the built-in policy) */
+  text: string;
 }
 
 export function builtinPolicy(): Policy {
@@ -27,6 +39,8 @@ export function builtinPolicy(): Policy {
     deny: { files: [...DEFAULT_DENY.files], network: [...DEFAULT_DENY.network] },
     binPath: [...DEFAULT_BIN_PATH],
     audit: { failMode: "open", redact: [] },
+    rules: { rateLimits: [], concurrency: undefined, windows: [], filters: { presets: [], rules: [] }, approvals: [], signing: undefined, expect: [] },
+    text: "",
   };
 }
 
@@ -63,6 +77,16 @@ export function parsePolicy(text: string, file: string): Policy {
   base.deny.network.push(...(p.deny?.network ?? []));
   if (p.binPath) base.binPath = p.binPath;
   base.audit = { failMode: p.audit?.failMode ?? "open", redact: p.audit?.redact ?? [] };
+  base.rules = {
+    rateLimits: p.rateLimits ?? [],
+    concurrency: p.concurrency,
+    windows: p.windows ?? [],
+    filters: { presets: p.filters?.presets ?? [], rules: p.filters?.rules ?? [] },
+    approvals: p.approvals ?? [],
+    signing: p.signing,
+    expect: p.expect ?? [],
+  };
+  base.text = text;
   const hash = createHash("sha256").update(text).digest("hex").slice(0, 12);
   base.source = file;
   base.version = typeof p.version === "string" ? `${p.version}@${hash}` : hash;

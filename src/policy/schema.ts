@@ -14,8 +14,89 @@ const denySchema = z.strictObject({
   network: z.array(hostPattern).optional(),
 });
 
-/** Sections of the policy engine (DESIGN.md) that this version does not enforce yet: refused, never ignored. */
-const NOT_YET = ["rateLimits", "concurrency", "windows", "filters", "approvals", "signing", "expect"] as const;
+const oneOrMany = <T extends z.ZodTypeAny>(t: T) => z.union([t, z.array(t).min(1)]);
+
+/** Which calls a rule applies to; every key given must match. No `match`: every call. */
+export const matchSchema = z.strictObject({
+  skill: oneOrMany(z.string().min(1)).optional(),
+  caller: oneOrMany(z.string().min(1)).optional(),
+  trust: oneOrMany(z.enum(TRUST_LEVELS)).optional(),
+  permission: oneOrMany(z.enum(["files", "network", "process"])).optional().describe("the skill declares this kind of permission"),
+  access: oneOrMany(z.enum(["read", "write", "create", "delete", "list"])).optional().describe("the skill declares this file access"),
+});
+
+const rateSpec = z.string().regex(/^\d+\/(sec|min|hour|day)$/, "must look like 30/min (N/sec, N/min, N/hour or N/day)");
+const hhmm = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]|24):[0-5]\d$/;
+const localTime = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/, "must be a local date and time such as 2026-12-24T00:00");
+const tz = z.string().min(1).refine((zone) => {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}, "must be an IANA time zone such as Europe/Berlin or UTC");
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
+
+export const rateLimitSchema = z.strictObject({
+  match: matchSchema.optional(),
+  per: z.enum(["caller", "skill", "caller+skill"]).default("caller"),
+  limit: rateSpec.describe("token bucket refilled evenly"),
+  burst: z.number().int().min(1).max(1_000_000).optional().describe("bucket size; default N"),
+});
+
+export const windowSchema = z
+  .strictObject({
+    name: z.string().min(1).max(100).optional(),
+    match: matchSchema.optional(),
+    allow: z.strictObject({ days: z.array(z.enum(DAYS)).min(1).optional(), hours: z.string().regex(hhmm, 'must look like "09:00-18:00"').optional(), tz: tz.default("UTC") }).optional(),
+    deny: z.strictObject({ from: localTime, to: localTime, tz: tz.default("UTC") }).optional(),
+  })
+  .refine((w) => (w.allow ? 1 : 0) + (w.deny ? 1 : 0) === 1, "a window has exactly one of allow or deny");
+
+export const filterRuleSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "must be a short lower-case name"),
+    pattern: z.string().min(3).optional().describe("a /regex/ with optional flags"),
+    terms: z.array(z.string().min(1)).min(1).optional().describe("blocked terms, matched case-insensitively"),
+    on: z.array(z.enum(["input", "output", "request"])).min(1).default(["input", "output", "request"]),
+    action: z.enum(["log", "redact", "block"]).default("block"),
+  })
+  .refine((f) => (f.pattern ? 1 : 0) + (f.terms ? 1 : 0) === 1, "a filter has exactly one of pattern or terms")
+  .superRefine((f, ctx) => {
+    if (f.pattern === undefined) return;
+    const m = /^\/(.+)\/([a-z]*)$/s.exec(f.pattern);
+    if (!m) return ctx.addIssue({ code: "custom", path: ["pattern"], message: "must be written /regex/ with optional flags" });
+    try {
+      new RegExp(m[1]!, m[2]);
+    } catch (err) {
+      ctx.addIssue({ code: "custom", path: ["pattern"], message: `invalid regular expression: ${(err as Error).message}` });
+    }
+  });
+
+export const approvalRuleSchema = z.strictObject({
+  name: z.string().min(1).max(100).optional(),
+  match: matchSchema.optional(),
+  expiresIn: z.string().regex(/^\d+(\.\d+)?(s|m|h|d)$/, "must be a duration such as 24h or 30m").default("24h"),
+  mode: z.enum(["single-use", "time-boxed"]).default("single-use"),
+});
+
+export const expectSchema = z.strictObject({
+  skill: z.string().min(1),
+  trust: z.enum(TRUST_LEVELS),
+  need: z.union([
+    z.strictObject({ files: z.string().min(1), access: z.enum(["read", "write", "create", "delete", "list"]) }),
+    z.strictObject({ network: z.string().min(1), method: z.string().optional() }),
+    z.strictObject({ process: z.string().min(1), args: z.array(z.string()).default([]) }),
+  ]),
+  decision: z.enum(["allow", "deny"]),
+});
+
+export const signingSchema = z.strictObject({
+  require: z.array(z.enum(TRUST_LEVELS)).default([]).describe("levels whose skills must be signed"),
+  keys: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/), z.string().min(40).describe("Ed25519 public key, base64 SPKI (DER)")).default({}),
+  hmacKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional().describe("environment variable holding a shared HMAC key"),
+});
 
 export const policySchema = z
   .looseObject({
@@ -29,14 +110,23 @@ export const policySchema = z
         redact: z.array(z.string().min(1).regex(/^[A-Za-z0-9_$*[\]."'-]+$/, "must be a pino redact path such as fields.email")).optional().describe("more event fields to remove"),
       })
       .optional(),
+    rateLimits: z.array(rateLimitSchema).optional(),
+    concurrency: z.strictObject({ perCaller: z.number().int().min(1).max(100_000) }).optional(),
+    windows: z.array(windowSchema).optional(),
+    filters: z
+      .strictObject({
+        presets: z.array(z.enum(["private-keys", "cloud-keys", "bearer-tokens"])).default([]),
+        rules: z.array(filterRuleSchema).default([]),
+      })
+      .optional(),
+    approvals: z.array(approvalRuleSchema).optional(),
+    signing: signingSchema.optional(),
+    expect: z.array(expectSchema).optional(),
   })
   .superRefine((p, ctx) => {
+    const known = ["version", "trust", "deny", "binPath", "audit", "rateLimits", "concurrency", "windows", "filters", "approvals", "signing", "expect"];
     for (const key of Object.keys(p)) {
-      if (["version", "trust", "deny", "binPath", "audit"].includes(key)) continue;
-      const message = (NOT_YET as readonly string[]).includes(key)
-        ? `"${key}" is part of the policy engine, which this skillbox version does not enforce yet; remove it rather than rely on a rule that is not applied`
-        : `unknown field "${key}" (known: version, trust, deny, binPath, audit)`;
-      ctx.addIssue({ code: "custom", path: [key], message });
+      if (!known.includes(key)) ctx.addIssue({ code: "custom", path: [key], message: `unknown field "${key}" (known: ${known.join(", ")})` });
     }
     for (const [level, ceiling] of Object.entries(p.trust ?? {})) {
       ceiling?.files?.forEach((rule, i) => {
@@ -48,3 +138,10 @@ export const policySchema = z
   });
 
 export type PolicyFile = z.infer<typeof policySchema>;
+export type MatchRule = z.infer<typeof matchSchema>;
+export type RateLimitRule = z.infer<typeof rateLimitSchema>;
+export type WindowRule = z.infer<typeof windowSchema>;
+export type FilterRule = z.infer<typeof filterRuleSchema>;
+export type ApprovalRule = z.infer<typeof approvalRuleSchema>;
+export type ExpectCase = z.infer<typeof expectSchema>;
+export type SigningRules = z.infer<typeof signingSchema>;

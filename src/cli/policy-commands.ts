@@ -1,0 +1,135 @@
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
+import { join, resolve } from "node:path";
+import { AuditLog } from "../audit/log.js";
+import { loadSkillDir, MANIFEST_FILE } from "../manifest/load.js";
+import { generateSigningKey, parseSigningKey, SIGNATURE_FILE, signSkill } from "../manifest/signing.js";
+import { ApprovalStore } from "../policy/engine/approvals.js";
+import { diffPolicies } from "../policy/engine/diff.js";
+import { describeExpect, runExpectations } from "../policy/engine/selftest.js";
+import { builtinPolicy, loadPolicyFile, type Policy } from "../policy/load.js";
+import { listSkillDirs } from "../manifest/load.js";
+import { parse, UsageError, type Out } from "./common.js";
+import { table } from "./report.js";
+
+const stateDir = (v: { state?: string | undefined; workspace?: string | undefined }) => resolve(v.state ?? join(v.workspace ?? ".", ".skillbox"));
+const who = () => `cli:${userInfo().username}`;
+
+export function cmdApprovals(args: string[], io: Out): number {
+  const { values, positionals } = parse(args, { state: { type: "string" }, workspace: { type: "string" }, audit: { type: "string" }, reason: { type: "string" }, json: { type: "boolean" } }, "approvals");
+  const [sub, id] = positionals;
+  const store = new ApprovalStore(stateDir(values));
+  if (sub === "list" || sub === undefined) {
+    const list = store.list();
+    if (values.json) io.out(JSON.stringify(list));
+    else if (list.length === 0) io.out(`no approvals in ${store.file}`);
+    else for (const l of table(["id", "status", "skill", "caller", "created", "expires", "decided by", "reason"], list.map((a) => [a.id, a.status, a.skill, a.caller, a.createdAt.slice(0, 19), a.expiresAt.slice(0, 19), a.decidedBy ?? "", a.reason ?? ""]))) io.out(l);
+    return 0;
+  }
+  if (sub !== "approve" && sub !== "deny") throw new UsageError(`skillbox approvals: expected list, approve or deny, got "${sub}"`);
+  if (!id) throw new UsageError(`skillbox approvals ${sub}: which approval? (skillbox approvals list shows the ids)`);
+  let a;
+  try {
+    a = store.decide(id, sub === "approve" ? "approved" : "denied", who(), values.reason);
+  } catch (err) {
+    io.err(`skillbox approvals ${sub}: ${(err as Error).message}`);
+    return 2;
+  }
+  // The decision itself goes to the security log.
+  const log = new AuditLog({ file: resolve(values.audit ?? ".skillbox/audit.jsonl"), onError: io.err });
+  log.event("approval.decided", { callId: null, skill: a.skill, caller: a.caller, trust: null, session: null, approvalId: a.id, decision: a.status, by: a.decidedBy, reason: a.reason ?? null });
+  log.flushSyncForCli();
+  io.out(`${a.status === "approved" ? "✔ approved" : "✖ denied"} ${a.id}: ${a.skill} for ${a.caller}${a.reason ? ` (${a.reason})` : ""}; ${a.mode === "single-use" ? "one call" : "calls"} until ${a.expiresAt}`);
+  return 0;
+}
+
+export async function cmdPolicy(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(args, { state: { type: "string" }, workspace: { type: "string" }, skills: { type: "string" }, json: { type: "boolean" } }, "policy");
+  const [sub, a, b] = positionals;
+  if (sub === "test") {
+    const file = a ?? (existsSync("skillbox.policy.yaml") ? "skillbox.policy.yaml" : undefined);
+    if (!file) throw new UsageError("skillbox policy test: which policy file? (no skillbox.policy.yaml here)");
+    const policy = loadPolicyFile(resolve(file));
+    const skills = new Map<string, ReturnType<typeof loadSkillDir>>();
+    for (const dir of listSkillDirs(resolve(values.skills ?? "skills"))) {
+      try {
+        const s = loadSkillDir(dir);
+        skills.set(s.manifest.name, s);
+      } catch (err) {
+        io.err(`skipped ${dir}: ${(err as Error).message.split("\n")[0]}`);
+      }
+    }
+    const workspace = resolve(values.workspace ?? ".");
+    const results = runExpectations(policy, (n) => skills.get(n), { workspace, home: process.env["HOME"] ?? "/" });
+    if (values.json) io.out(JSON.stringify(results));
+    else {
+      if (results.length === 0) io.out(`${file} has no expect: cases`);
+      for (const r of results) io.out(`${r.ok ? "✔" : "✖"} expect[${r.index}] ${describeExpect(r)}`);
+      io.out(`${results.filter((r) => r.ok).length} passed, ${results.filter((r) => !r.ok).length} failed`);
+    }
+    return results.every((r) => r.ok) ? 0 : 2;
+  }
+  if (sub === "diff") {
+    if (!a || !b) throw new UsageError("skillbox policy diff A B: give two policy files or versions");
+    const pa = loadVersion(a, stateDir(values));
+    const pb = loadVersion(b, stateDir(values));
+    const lines = diffPolicies(pa, pb);
+    if (values.json) io.out(JSON.stringify(lines));
+    else {
+      io.out(`${pa.version} → ${pb.version}: ${lines.length} change(s), ${lines.filter((l) => l.effect === "widened").length} widening access`);
+      for (const l of lines) io.out(`${l.effect === "widened" ? "! widened " : l.effect === "narrowed" ? "  narrowed" : "  changed "}  ${l.change === "added" ? "+" : l.change === "removed" ? "-" : "~"} ${l.where}: ${l.detail}`);
+    }
+    return 0;
+  }
+  throw new UsageError(`skillbox policy: expected test or diff, got ${sub === undefined ? "nothing" : `"${sub}"`}`);
+}
+
+/** A policy file, "built-in", or a version kept in <state>/policies (a prefix of its name is enough). */
+function loadVersion(ref: string, state: string): Policy {
+  if (ref === "built-in") return builtinPolicy();
+  if (existsSync(ref)) return loadPolicyFile(resolve(ref));
+  const dir = join(state, "policies");
+  const found = existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith(ref)) : [];
+  if (found.length === 1) return loadPolicyFile(join(dir, found[0]!));
+  throw new UsageError(found.length > 1 ? `"${ref}" matches several kept versions: ${found.join(", ")}` : `"${ref}" is neither a file nor a version kept in ${dir}`);
+}
+
+export function cmdSign(args: string[], io: Out): number {
+  const { values, positionals } = parse(args, { key: { type: "string" }, "key-id": { type: "string" } }, "sign");
+  const [dir] = positionals;
+  if (!dir) throw new UsageError("skillbox sign: which skill folder?");
+  if (!existsSync(join(dir, MANIFEST_FILE))) throw new UsageError(`skillbox sign: ${dir} has no ${MANIFEST_FILE}`);
+  let keyText: string;
+  if (values.key !== undefined) {
+    try {
+      keyText = readFileSync(values.key, "utf8");
+    } catch (err) {
+      throw new UsageError(`skillbox sign: cannot read --key ${values.key}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+  } else if (process.env["SKILLBOX_SIGNING_KEY"]) keyText = process.env["SKILLBOX_SIGNING_KEY"];
+  else throw new UsageError("skillbox sign: give --key FILE (an Ed25519 private key from `skillbox keygen`, or a shared secret), or set SKILLBOX_SIGNING_KEY");
+  let key;
+  try {
+    key = parseSigningKey(keyText, values["key-id"]);
+  } catch (err) {
+    throw new UsageError(`skillbox sign: ${(err as Error).message}`);
+  }
+  const skill = loadSkillDir(dir);
+  const sig = signSkill(skill.manifestText!, skill.files, key);
+  writeFileSync(join(skill.dir, SIGNATURE_FILE), JSON.stringify(sig, null, 2) + "\n");
+  io.out(`✔ signed ${skill.manifest.name} ${skill.manifest.version} (${Object.keys(sig.files).length} files) with ${sig.alg} key "${sig.keyId}" → ${join(skill.dir, SIGNATURE_FILE)}`);
+  return 0;
+}
+
+export function cmdKeygen(args: string[], io: Out): number {
+  const { positionals } = parse(args, {}, "keygen");
+  const [file] = positionals;
+  if (!file) throw new UsageError("skillbox keygen FILE: where to write the private key?");
+  if (existsSync(file)) throw new UsageError(`skillbox keygen: ${file} exists; not overwriting a key`);
+  const { privatePem, publicSpki } = generateSigningKey();
+  writeFileSync(file, privatePem, { mode: 0o600 });
+  io.out(`private key written to ${file} (keep it secret; sign with \`skillbox sign DIR --key ${file}\`)`);
+  io.out("public key for the policy:");
+  io.out(`signing:\n  keys:\n    release: "${publicSpki}"`);
+  return 0;
+}
