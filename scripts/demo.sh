@@ -25,6 +25,15 @@ server=$!
 sleep 0.5
 step run dev-health --input '{"port":8765}' --trust trusted --session demo
 kill "$server" 2>/dev/null
+step run word-stats --input '{"text":"my key AKIAIOSFODNN7EXAMPLE"}'
+# Deleting needs an operator's approval under the demo policy.
+step run delete-report --input '{"name":"demo-report"}' --trust trusted --session demo
+id=$(node "$ROOT/bin/skillbox.js" approvals list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const a=JSON.parse(s).find(x=>x.status==="pending");process.stdout.write(a?a.id:"")})')
+printf '\n\033[1m$ skillbox approvals approve %s --reason "demo cleanup"\033[0m\n' "$id"
+node "$ROOT/bin/skillbox.js" approvals approve "$id" --reason "demo cleanup"
+step run delete-report --input '{"name":"demo-report"}' --trust trusted --session demo
+printf '\n\033[1m$ skillbox policy test\033[0m\n'
+node "$ROOT/bin/skillbox.js" policy test --skills "$ROOT/skills"
 printf '\n\033[1m$ skillbox audit tail -n 25\033[0m\n'
 node "$ROOT/bin/skillbox.js" audit tail -n 25
 printf '\n\033[1m$ skillbox audit verify\033[0m\n'
