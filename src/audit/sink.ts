@@ -4,7 +4,8 @@ import { dirname } from "node:path";
 import { GENESIS, lineHash } from "./chain.js";
 import type { LineSink } from "./pg-sink.js";
 
-const TAIL_BYTES = 1 << 20;
+/** How much of the file's end is read first to find its last line; doubled until a line is found. */
+const TAIL_BYTES = 16 * 1024;
 
 /**
  * Append-only file sink for the security log that keeps one hash chain even when several
@@ -22,6 +23,8 @@ export class ChainSink implements LineSink {
   private lockTries = 0;
   private waiters: (() => void)[] = [];
   private readonly lockDir: string;
+  /** where our last write left the file: when nobody else wrote since, the tail need not be read */
+  private last: { size: number; seq: number; prev: string } | undefined;
   /** lines that could not be written */
   failed = 0;
   /** false after a write failed, until a later write succeeds */
@@ -95,9 +98,12 @@ export class ChainSink implements LineSink {
     const lines = this.queue;
     this.queue = [];
     try {
-      writeSync(this.fd!, this.stamp(lines));
+      const text = this.stamp(lines);
+      writeSync(this.fd!, text);
       this.healthy = true;
+      this.last = { size: fstatSync(this.fd!).size, seq: this.stampedSeq, prev: this.stampedPrev };
     } catch (err) {
+      this.last = undefined;
       this.fail(lines.length, err as NodeJS.ErrnoException);
     } finally {
       this.unlock();
@@ -110,6 +116,9 @@ export class ChainSink implements LineSink {
     this.onError(err);
   }
 
+  private stampedSeq = 0;
+  private stampedPrev = GENESIS;
+
   /** Under the lock: continue the chain from the file's last line. */
   private stamp(lines: string[]): string {
     const { seq, prev, complete } = this.tail();
@@ -121,6 +130,8 @@ export class ChainSink implements LineSink {
       p = lineHash(line, this.key);
       out += line + "\n";
     }
+    this.stampedSeq = s;
+    this.stampedPrev = p;
     return out;
   }
 
@@ -128,15 +139,20 @@ export class ChainSink implements LineSink {
     const fd = this.fd!;
     const size = fstatSync(fd).size;
     if (size === 0) return { seq: 0, prev: GENESIS, complete: true };
-    const len = Math.min(size, TAIL_BYTES);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, size - len);
-    const text = buf.toString("utf8");
-    const complete = text.endsWith("\n");
-    const body = complete ? text.slice(0, -1) : text;
-    const last = body.slice(body.lastIndexOf("\n") + 1);
-    const seq = Number(/^\{"seq":(\d+)/.exec(last)?.[1] ?? /"seq":(\d+)/.exec(last)?.[1] ?? 0);
-    return { seq, prev: lineHash(last, this.key), complete };
+    // Nobody wrote since our last batch: the chain goes on from what we wrote.
+    if (this.last && this.last.size === size) return { seq: this.last.seq, prev: this.last.prev, complete: true };
+    for (let len = Math.min(size, TAIL_BYTES); ; len = Math.min(size, len * 2)) {
+      const buf = Buffer.alloc(len);
+      readSync(fd, buf, 0, len, size - len);
+      const text = buf.toString("utf8");
+      const complete = text.endsWith("\n");
+      const body = complete ? text.slice(0, -1) : text;
+      const nl = body.lastIndexOf("\n");
+      if (nl < 0 && len < size) continue; // the last line is longer than what was read
+      const last = body.slice(nl + 1);
+      const seq = Number(/^\{"seq":(\d+)/.exec(last)?.[1] ?? /"seq":(\d+)/.exec(last)?.[1] ?? 0);
+      return { seq, prev: lineHash(last, this.key), complete };
+    }
   }
 
   private tryLock(): boolean {
