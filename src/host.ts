@@ -173,7 +173,7 @@ export class SkillHost {
     const host = new SkillHost(options, policy, workspace, policyFile);
     host.reload();
     try {
-      selfTest(policy, (n) => host.skills.get(n), { workspace, home: host.home });
+      selfTest(policy, (n) => host.skills.get(n), { workspace, home: host.home }, host.warn);
     } catch (err) {
       await host.audit.close();
       throw err;
@@ -600,7 +600,7 @@ export class SkillHost {
     try {
       const policy = loadPolicyFile(this.policyFile);
       if (policy.version === before) return false;
-      selfTest(policy, (n) => this.skills.get(n), { workspace: this.workspace, home: this.home });
+      selfTest(policy, (n) => this.skills.get(n), { workspace: this.workspace, home: this.home }, this.warn);
       this.live = makeLive(policy, this.stateDir, this.clock);
       snapshotPolicy(policy, this.stateDir);
       this.audit.event("policy.reload", { ...SYSTEM_FIELDS, outcome: "ok", from: before, policyVersion: policy.version });

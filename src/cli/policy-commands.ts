@@ -64,10 +64,11 @@ export async function cmdPolicy(args: string[], io: Out): Promise<number> {
     if (values.json) io.out(JSON.stringify(results));
     else {
       if (results.length === 0) io.out(`${file} has no expect: cases`);
-      for (const r of results) io.out(`${r.ok ? "✔" : "✖"} expect[${r.index}] ${describeExpect(r)}`);
-      io.out(`${results.filter((r) => r.ok).length} passed, ${results.filter((r) => !r.ok).length} failed`);
+      for (const r of results) io.out(`${r.skipped ? "○" : r.ok ? "✔" : "✖"} expect[${r.index}] ${describeExpect(r)}`);
+      const skipped = results.filter((r) => r.skipped).length;
+      io.out(`${results.filter((r) => r.ok).length} passed, ${results.filter((r) => !r.ok && !r.skipped).length} failed${skipped ? `, ${skipped} skipped` : ""}`);
     }
-    return results.every((r) => r.ok) ? 0 : 2;
+    return results.every((r) => r.ok || r.skipped) ? 0 : 2;
   }
   if (sub === "diff") {
     if (!a || !b) throw new UsageError("skillbox policy diff A B: give two policy files or versions");

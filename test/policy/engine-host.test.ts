@@ -190,3 +190,19 @@ describe("policy engine through host.call", () => {
     expect(diff.stdout).toMatch(/narrowed\s+\+ rateLimits/);
   });
 });
+
+describe("self-tests about skills that are not registered", () => {
+  it("are skipped and reported, not counted as failures", async () => {
+    const fx = fixture();
+    writeSkill(fx.skills, "echo", "", ECHO);
+    const policy = withPolicy(fx, 'version: 1\nexpect:\n  - { skill: elsewhere, trust: untrusted, need: { files: "${workspace}/a", access: read }, decision: deny }\n');
+    const warnings: string[] = [];
+    host = await fx.open({ policy, onWarning: (m) => warnings.push(m) });
+    expect((await host.call("echo", {})).ok).toBe(true);
+    expect(warnings.join("\n")).toMatch(/1 self-test case\(s\) skipped: expect\[0\] \(skill "elsewhere" is not registered\)/);
+    const t = cli(fx, "policy", "test", policy, "--skills", fx.skills);
+    expect(t.status).toBe(0);
+    expect(t.stdout).toMatch(/○ expect\[0\].*skipped/);
+    expect(t.stdout).toMatch(/0 passed, 0 failed, 1 skipped/);
+  });
+});

@@ -12,6 +12,8 @@ export interface ExpectResult {
   index: number;
   case: ExpectCase;
   ok: boolean;
+  /** the case names a skill that is not registered: neither passed nor failed */
+  skipped?: true;
   actual: "allow" | "deny";
   why: string;
 }
@@ -27,7 +29,7 @@ export function runExpectations(policy: Policy, skill: (name: string) => LoadedS
   return policy.rules.expect.map((c, index) => {
     const s = skill(c.skill);
     const result = (actual: "allow" | "deny", why: string): ExpectResult => ({ index, case: c, ok: actual === c.decision, actual, why });
-    if (!s) return { index, case: c, ok: false, actual: "deny", why: `skill "${c.skill}" is not registered` };
+    if (!s) return { index, case: c, ok: false, skipped: true, actual: "deny", why: `skill "${c.skill}" is not registered` };
     const auth = authorize(s.manifest, { trust: c.trust, policy, vars: { ...vars, skill: s.dir } });
     if (!auth.ok) return result("deny", describeNeeds(c.skill, c.trust, auth.needs).split("\n")[0]!);
     const grant = auth.grant;
@@ -58,6 +60,7 @@ export function runExpectations(policy: Policy, skill: (name: string) => LoadedS
 
 export function describeExpect(r: ExpectResult): string {
   const n = r.case.need;
+  if (r.skipped) return `${r.case.skill} at ${r.case.trust}: skipped, ${r.why}`;
   const what = "files" in n ? `${n.access} ${n.files}` : "network" in n ? `${n.method ?? "GET"} ${n.network}` : [n.process, ...n.args].join(" ");
   return `${r.case.skill} at ${r.case.trust}: ${what} → expected ${r.case.decision}, got ${r.actual} (${r.why})`;
 }
