@@ -104,6 +104,27 @@ export interface SkillSource {
 }
 
 const DEFAULT_MAX_INPUT = 1024 * 1024;
+
+/** One call in progress: who asked for what, under which policy version, and how it went so far. */
+interface CallState {
+  name: string;
+  callId: string;
+  started: number;
+  caller: Caller;
+  depth: number;
+  /** the contract fields every event of this call carries */
+  base: Record<string, unknown>;
+  live: LivePolicy;
+  attempts: number;
+  fallback: string | null;
+}
+
+/** A call that passed stages 1-4: its skill, grant and log are known. */
+interface RunningCall extends CallState {
+  skill: LoadedSkill;
+  grant: Grant;
+  log: EngineLog;
+}
 /** Contract fields for events that belong to no call (policy reloads, approval decisions). */
 const SYSTEM_FIELDS = { callId: null, skill: null, caller: null, trust: null, session: null };
 const MAX_FALLBACK_DEPTH = 3;
@@ -298,7 +319,6 @@ export class SkillHost {
   }
 
   private async callInternal(name: string, input: unknown, options: CallOptions, depth: number, parentCallId: string | undefined): Promise<CallResult> {
-    const started = performance.now();
     const callId = randomUUID();
     // The policy version this call runs under, start to end, whatever a reload does meanwhile.
     const live = this.live;
@@ -306,133 +326,121 @@ export class SkillHost {
     const trustRaw = c.trust ?? "untrusted";
     const caller: Caller = { id: typeof c.id === "string" && c.id ? c.id : "anonymous", trust: isTrustLevel(trustRaw) ? trustRaw : "untrusted", ...(typeof c.session === "string" ? { session: c.session } : {}) };
     const base = { callId, skill: name, caller: caller.id, trust: caller.trust, session: caller.session ?? null, policyVersion: live.policy.version, ...(parentCallId ? { parentCallId } : {}) };
-    const st = { attempts: 0, fallback: null as string | null };
-    const finish = (r: { ok: true; output: unknown } | { ok: false; error: SkillError }): CallResult => {
-      const durationMs = round(performance.now() - started);
-      const { attempts, fallback } = st;
-      this.counters.call(name, r.ok ? "ok" : r.error.code, durationMs);
-      if (r.ok) {
-        this.audit.event("call.end", { ...base, outcome: "ok", code: null, attempts, fallback, durationMs });
-        return { ok: true, callId, output: r.output, attempts, fallback, durationMs };
-      }
-      const error = r.error.toJSON();
-      this.audit.event("call.end", { ...base, outcome: "error", code: error.code, message: error.message, attempts, fallback, durationMs }, "warn");
-      return { ok: false, callId, error, attempts, fallback, durationMs };
+    const call: CallState = { name, callId, started: performance.now(), caller, depth, base, live, attempts: 0, fallback: null };
+    const refuse = (error: SkillError, fields: Record<string, unknown>) => {
+      this.audit.event("call.denied", { ...base, code: error.code, ...fields }, "warn");
+      return this.finish(call, { ok: false, error });
     };
 
     this.audit.event("call.start", base);
-    if (this.closed) return finish({ ok: false, error: new SkillError("E_SKILL_ERROR", "the host is closed") });
+    if (this.closed) return this.finish(call, { ok: false, error: new SkillError("E_SKILL_ERROR", "the host is closed") });
     if (live.policy.audit.failMode === "closed" && !this.audit.healthy) {
       // "No action without a record": the policy refuses calls while the log cannot be written.
-      return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", `refused: the security log ${this.audit.file} cannot be written and the policy sets audit.failMode: closed`, { details: { reason: "audit-unwritable" } }) });
+      return this.finish(call, { ok: false, error: new SkillError("E_PERMISSION_DENIED", `refused: the security log ${this.audit.file} cannot be written and the policy sets audit.failMode: closed`, { details: { reason: "audit-unwritable" } }) });
     }
     if (!isTrustLevel(trustRaw)) {
       const err = new SkillError("E_INPUT_INVALID", `caller.trust must be one of untrusted, user-verified, trusted, system; got ${JSON.stringify(trustRaw)}`);
-      this.audit.event("call.denied", { ...base, code: err.code, reason: err.message }, "warn");
-      return finish({ ok: false, error: err });
+      return refuse(err, { reason: err.message });
     }
+    // 1 registry
     const skill = this.skills.get(name);
     if (!skill) {
       const broken = this.loadProblems.find((p) => p.dir.endsWith(`/${name}`));
       const err = broken
         ? new SkillError(broken.code, `skill "${name}" was not loaded: ${broken.message}`, { details: { issues: broken.issues } })
         : new SkillError("E_SKILL_NOT_FOUND", `no skill named "${name}"; registered: ${[...this.skills.keys()].sort().join(", ") || "none"}`);
-      return finish({ ok: false, error: err });
+      return this.finish(call, { ok: false, error: err });
     }
 
     // 2 input
     const inputError = this.checkInput(skill, input);
-    if (inputError) {
-      this.audit.event("call.denied", { ...base, code: inputError.code, reason: inputError.message }, "warn");
-      return finish({ ok: false, error: inputError });
-    }
+    if (inputError) return refuse(inputError, { reason: inputError.message });
 
     // 3 authorize
     const auth = this.authorizeCached(skill, caller.trust, live);
     if (!auth.ok) {
-      const message = describeNeeds(name, caller.trust, auth.needs);
       for (const n of auth.needs) this.counters.denial(`authorize:${n.kind}`);
-      this.audit.event("call.denied", { ...base, code: "E_PERMISSION_DENIED", needs: auth.needs.map((n) => ({ kind: n.kind, target: n.target, access: n.access ?? null, rule: n.reason })) }, "warn");
-      return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", message, { details: { needs: auth.needs } }) });
+      return refuse(new SkillError("E_PERMISSION_DENIED", describeNeeds(name, caller.trust, auth.needs), { details: { needs: auth.needs } }), {
+        needs: auth.needs.map((n) => ({ kind: n.kind, target: n.target, access: n.access ?? null, rule: n.reason })),
+      });
     }
-    const grant = auth.grant;
 
     // 4 policy: signatures, windows, concurrency, rate limits, input filters, approvals
     const log: EngineLog = (event, fields, level) => this.audit.event(event, { ...base, ...fields }, level);
     const admission = live.engine.admit({ skill: name, caller: caller.id, trust: caller.trust, manifest: skill.manifest }, skill, input, log);
     if (!admission.ok) {
       this.counters.denial(admission.rule);
-      this.audit.event("call.denied", { ...base, code: admission.error.code, rule: admission.rule, reason: admission.error.message, details: admission.error.details ?? null }, "warn");
-      return finish({ ok: false, error: admission.error });
+      return refuse(admission.error, { rule: admission.rule, reason: admission.error.message, details: admission.error.details ?? null });
     }
     try {
-      return await this.execute(skill, grant, base, admission.input, caller, depth, name, st, finish, live, log);
+      return await this.execute(Object.assign(call, { skill, grant: auth.grant, log }), admission.input);
     } finally {
       admission.release();
     }
   }
 
+  /** Ends a call: counts it, writes call.end, builds the CallResult. */
+  private finish(call: CallState, r: { ok: true; output: unknown } | { ok: false; error: SkillError }): CallResult {
+    const durationMs = round(performance.now() - call.started);
+    const { callId, attempts, fallback, base } = call;
+    this.counters.call(call.name, r.ok ? "ok" : r.error.code, durationMs);
+    if (r.ok) {
+      this.audit.event("call.end", { ...base, outcome: "ok", code: null, attempts, fallback, durationMs });
+      return { ok: true, callId, output: r.output, attempts, fallback, durationMs };
+    }
+    const error = r.error.toJSON();
+    this.audit.event("call.end", { ...base, outcome: "error", code: error.code, message: error.message, attempts, fallback, durationMs }, "warn");
+    return { ok: false, callId, error, attempts, fallback, durationMs };
+  }
+
   /** Stages 5-7: attempts, fallback, output filter. */
-  private async execute(
-    skill: LoadedSkill,
-    grant: Grant,
-    base: Record<string, unknown>,
-    input: unknown,
-    caller: Caller,
-    depth: number,
-    name: string,
-    st: { attempts: number; fallback: string | null },
-    finish: (r: { ok: true; output: unknown } | { ok: false; error: SkillError }) => CallResult,
-    live: LivePolicy,
-    log: EngineLog,
-  ): Promise<CallResult> {
-    const callId = String(base["callId"]);
+  private async execute(call: RunningCall, input: unknown): Promise<CallResult> {
+    const { name, skill, base } = call;
     // 7 output: content filters on whatever produced it (the skill or its fallback)
     const done = (output: unknown): CallResult => {
-      const f = live.engine.filter("output", output, log);
+      const f = call.live.engine.filter("output", output, call.log);
       if (f.blocked) {
         this.counters.denial(`filters.${f.blocked}`);
-        return finish({ ok: false, error: new SkillError("E_PERMISSION_DENIED", `${name}: the output was blocked by content filter "${f.blocked}"`, { details: { rule: `filters.${f.blocked}`, filter: f.blocked } }) });
+        return this.finish(call, { ok: false, error: new SkillError("E_PERMISSION_DENIED", `${name}: the output was blocked by content filter "${f.blocked}"`, { details: { rule: `filters.${f.blocked}`, filter: f.blocked } }) });
       }
-      return finish({ ok: true, output: f.value });
+      return this.finish(call, { ok: true, output: f.value });
     };
+    const fail = (error: SkillError) => this.finish(call, { ok: false, error });
 
     // 5 execute, with retry and a deadline per attempt
-    const run = await this.runAttempts(skill, grant, base, input, st, live, log);
+    const run = await this.runAttempts(call, input);
     if (!(run instanceof SkillError)) return done(run.output);
     const failure = run;
 
     // 6 fallback
     const fb = skill.manifest.fallback;
-    if (fb && FALLBACK_CODES.has(failure.code)) {
-      if ("skill" in fb) {
-        st.fallback = fb.skill;
-        this.audit.event("fallback.start", { ...base, fallback: fb.skill, after: failure.code });
-        if (depth >= MAX_FALLBACK_DEPTH) {
-          return finish({ ok: false, error: new SkillError("E_SKILL_ERROR", `fallback chain deeper than ${MAX_FALLBACK_DEPTH}; stopped at ${fb.skill}`, { details: { primary: failure.toJSON() } }) });
-        }
-        const r = await this.callInternal(fb.skill, input, { caller }, depth + 1, callId);
-        if (r.ok) return done(r.output);
-        return finish({ ok: false, error: new SkillError(r.error.code, `${name} failed (${failure.code}: ${failure.message}); its fallback ${fb.skill} failed too: ${r.error.message}`, { retryable: false, details: { primary: failure.toJSON(), fallback: r.error } }) });
+    if (!fb || !FALLBACK_CODES.has(failure.code)) return fail(failure);
+    if ("skill" in fb) {
+      call.fallback = fb.skill;
+      this.audit.event("fallback.start", { ...base, fallback: fb.skill, after: failure.code });
+      if (call.depth >= MAX_FALLBACK_DEPTH) {
+        return fail(new SkillError("E_SKILL_ERROR", `fallback chain deeper than ${MAX_FALLBACK_DEPTH}; stopped at ${fb.skill}`, { details: { primary: failure.toJSON() } }));
       }
-      st.fallback = fb.command.join(" ");
-      this.audit.event("fallback.start", { ...base, fallback: st.fallback, after: failure.code });
-      try {
-        const output = await this.fallbackCommand(skill, grant, base, fb.command);
-        return done(output);
-      } catch (err) {
-        const e = asSkillError(err);
-        return finish({ ok: false, error: new SkillError(e.code, `${name} failed (${failure.code}: ${failure.message}); its fallback command failed too: ${e.message}`, { details: { primary: failure.toJSON(), fallback: e.toJSON() } }) });
-      }
+      const r = await this.callInternal(fb.skill, input, { caller: call.caller }, call.depth + 1, call.callId);
+      if (r.ok) return done(r.output);
+      return fail(new SkillError(r.error.code, `${name} failed (${failure.code}: ${failure.message}); its fallback ${fb.skill} failed too: ${r.error.message}`, { retryable: false, details: { primary: failure.toJSON(), fallback: r.error } }));
     }
-    return finish({ ok: false, error: failure });
+    call.fallback = fb.command.join(" ");
+    this.audit.event("fallback.start", { ...base, fallback: call.fallback, after: failure.code });
+    try {
+      return done(await this.fallbackCommand(call, fb.command));
+    } catch (err) {
+      const e = asSkillError(err);
+      return fail(new SkillError(e.code, `${name} failed (${failure.code}: ${failure.message}); its fallback command failed too: ${e.message}`, { details: { primary: failure.toJSON(), fallback: e.toJSON() } }));
+    }
   }
 
   /**
    * The attempts of one call, in a concurrency slot (a fallback runs outside it, so a fallback
    * skill never waits on its own parent's slot). Resolves with the output or the last error.
    */
-  private async runAttempts(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, input: unknown, st: { attempts: number }, live: LivePolicy, log: EngineLog): Promise<{ output: unknown } | SkillError> {
+  private async runAttempts(call: RunningCall, input: unknown): Promise<{ output: unknown } | SkillError> {
+    const { base, grant, skill } = call;
     if (this.running >= this.maxConcurrent) {
       if (this.queue.length >= this.maxQueued) {
         const err = new SkillError("E_RATE_LIMITED", `skillbox is busy: ${this.running} calls running and ${this.queue.length} waiting (maxConcurrent ${this.maxConcurrent}, maxQueued ${this.maxQueued}); try again shortly`, { details: { retryAfterMs: 100, reason: "busy" } });
@@ -444,20 +452,20 @@ export class SkillHost {
     this.running++;
     // ${tmp} exists when the skill declares needs in it or may run processes (their HOME and default cwd).
     const usesTmp = grant.files.some((r) => r.pattern.startsWith(TMP_PLACEHOLDER)) || grant.process.length > 0;
-    const tmpDir = usesTmp ? realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-"))) : join(tmpdir(), `skillbox-none-${String(base["callId"])}`);
+    const tmpDir = usesTmp ? realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-"))) : join(tmpdir(), `skillbox-none-${call.callId}`);
     const inputJson = JSON.stringify(input);
     try {
       const { value, attempts } = await withRetry(
         skill.manifest.retry,
-        (attempt) => this.attempt(skill, grant, base, inputJson, tmpDir, attempt, live, log),
+        (attempt) => this.attempt(call, inputJson, tmpDir, attempt),
         ({ attempt, error, retryDelayMs, willRetry }) => {
           this.audit.event("attempt.end", { ...base, attempt, outcome: "error", code: error.code, message: error.message, retryable: error.retryable, willRetry, retryDelayMs }, "warn");
         },
       );
-      st.attempts = attempts;
+      call.attempts = attempts;
       return { output: value };
     } catch (err) {
-      st.attempts = (err as { attempts?: number }).attempts ?? st.attempts;
+      call.attempts = (err as { attempts?: number }).attempts ?? call.attempts;
       return asSkillError(err);
     } finally {
       if (usesTmp) rmSync(tmpDir, { recursive: true, force: true });
@@ -482,7 +490,8 @@ export class SkillHost {
     return undefined;
   }
 
-  private async attempt(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, inputJson: string, tmpDir: string, attempt: number, live: LivePolicy, log: EngineLog): Promise<unknown> {
+  private async attempt(call: RunningCall, inputJson: string, tmpDir: string, attempt: number): Promise<unknown> {
+    const { skill, grant, base, live, log } = call;
     const started = performance.now();
     this.audit.event("attempt.start", { ...base, attempt });
     let denied: PermissionDenied | undefined;
@@ -547,7 +556,8 @@ export class SkillHost {
   }
 
   /** fallback.command: a process run checked against this skill's own process permissions. */
-  private async fallbackCommand(skill: LoadedSkill, grant: Grant, base: Record<string, unknown>, command: string[]): Promise<unknown> {
+  private async fallbackCommand(call: RunningCall, command: string[]): Promise<unknown> {
+    const { skill, grant, base } = call;
     const tmpDir = realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-")));
     const children = new Set<ChildProcess>();
     try {
