@@ -55,3 +55,21 @@ describe("embedding API", () => {
     expect(Object.keys(anthropic!).sort()).toEqual(["description", "input_schema", "name"]);
   });
 });
+
+describe("process lifetime", () => {
+  it("a program that forgets host.close() still ends by itself once its calls are done", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const { join } = await import("node:path");
+    const { EXAMPLE_SKILLS, ROOT, tempDir } = await import("./helpers.js");
+    const dir = tempDir();
+    const script = `const { SkillHost } = await import(${JSON.stringify(join(ROOT, "dist", "src", "index.js"))});
+      const host = await SkillHost.open({ skillsDir: ${JSON.stringify(EXAMPLE_SKILLS)}, workspace: ${JSON.stringify(dir)} });
+      const r = await host.call("word-stats", { text: "a b" });
+      console.log(r.ok);`;
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 10_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe("true");
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});

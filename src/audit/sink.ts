@@ -37,8 +37,10 @@ export class ChainSink implements LineSink {
   ) {
     this.lockDir = `${file}.lock`;
     this.open();
-    process.once("exit", () => this.flushSync());
+    process.on("exit", this.onExit);
   }
+
+  private readonly onExit = () => this.flushSync();
 
   private open(): boolean {
     if (this.fd !== undefined) return true;
@@ -188,6 +190,7 @@ export class ChainSink implements LineSink {
   async close(): Promise<void> {
     await this.flush();
     this.flushSync();
+    process.off("exit", this.onExit);
     const fd = this.fd;
     this.fd = undefined;
     if (fd !== undefined) closeSync(fd);

@@ -58,6 +58,7 @@ class Worker {
       const onMsg = (m: FromWorker) => {
         if (m.t === "ready") {
           this.child.off("message", onMsg);
+          this.idle();
           resolve();
         }
       };
@@ -72,11 +73,24 @@ class Worker {
     if (this.alive && this.child.connected) this.child.send(msg);
   }
 
+  /** A worker keeps the host process alive only while it has attempts in flight. */
+  busy(): void {
+    this.child.ref();
+    this.child.channel?.ref();
+  }
+
+  idle(): void {
+    if (this.inflight.size > 0) return;
+    this.child.unref();
+    this.child.channel?.unref();
+  }
+
   private onMessage(m: FromWorker): void {
     if (m.t === "done") {
       const p = this.inflight.get(m.id);
       if (!p) return;
       this.inflight.delete(m.id);
+      this.idle();
       if (p.killTimer) clearTimeout(p.killTimer);
       p.settle({ outcome: p.cancelled ? { kind: "engine", reason: "cancelled", message: "cancelled" } : m.outcome, cpuMs: m.cpuMs });
       if (p.cancelled) this.sup.watchIdleCpu(this);
@@ -153,6 +167,7 @@ export class Supervisor {
       pending = { spec, cancelled: false, settle: resolve };
     });
     worker.inflight.set(id, pending);
+    worker.busy();
     if (!worker.loaded.has(spec.code.key)) {
       worker.send({ t: "load", code: spec.code });
       worker.loaded.add(spec.code.key);
@@ -215,7 +230,10 @@ export class Supervisor {
   async close(): Promise<void> {
     this.closed = true;
     const exits = this.workers.map((w) => new Promise<void>((resolve) => (w.alive ? w.child.once("exit", () => resolve()) : resolve())));
-    for (const w of this.workers) w.kill();
+    for (const w of this.workers) {
+      w.busy(); // wait for its exit before close() resolves
+      w.kill();
+    }
     await Promise.all(exits);
     this.workers = [];
   }
