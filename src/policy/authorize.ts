@@ -1,7 +1,7 @@
 import type { FileAccess, Manifest, NetworkRule, ProcessRule } from "../manifest/schema.js";
 import { expandVars, type PathVars } from "../util/vars.js";
 import type { Policy } from "./load.js";
-import { hostCovers, networkCovers, normalizeHost } from "./network.js";
+import { networkCovers, normalizeHost } from "./network.js";
 import { compileFileRule, compileGlob, denyCoversNeed, globCovers, TMP_PLACEHOLDER, type CompiledFileRule } from "./match.js";
 import type { CeilingLimits, TrustLevel } from "./trust.js";
 

@@ -138,6 +138,10 @@ async function prepare(code: Code, memoryMb: number, timeoutMs: number): Promise
     );
     // Only our own prelude runs here, so the synchronous calls are short and bounded; they save
     // a thread hop each. Skill code below is compiled, linked and run asynchronously.
+    // The References below (prelude function, its invoke/deliver, the module's default export)
+    // are held by this worker only and never passed into the isolate; the one derefInto() hands
+    // the skill's own function back to its own isolate. The isolate holds nothing of ours but
+    // `send`, an ignored-result Callback whose arguments are type-checked above.
     const preludeScript = isolate.compileScriptSync(PRELUDE_SOURCE, { filename: "skillbox:prelude.js", ...preludeCache() });
     const produced = (preludeScript as ivm.Script & ivm.CachedDataResult).cachedData;
     if (!preludeCachedData && produced) preludeCachedData = produced;

@@ -16,8 +16,6 @@ const PRESETS: Record<string, { pattern: RegExp; action: "block" }> = {
   "bearer-tokens": { pattern: /\bBearer\s+[A-Za-z0-9\-._~+/]{16,}=*/g, action: "block" },
 };
 
-export const PRESET_NAMES = Object.keys(PRESETS);
-
 export function compileFilters(presets: string[], rules: FilterRule[]): CompiledFilter[] {
   const all: CompiledFilter[] = presets.map((p) => ({ name: p, re: new RegExp(PRESETS[p]!.pattern.source, "g"), on: new Set<FilterStage>(["input", "output", "request"]), action: PRESETS[p]!.action }));
   for (const r of rules) {
