@@ -24,6 +24,7 @@ import { TMP_PLACEHOLDER } from "./policy/match.js";
 import { isTrustLevel, type TrustLevel } from "./policy/trust.js";
 import { expandVars } from "./util/vars.js";
 import { translateOutcome } from "./sandbox/outcome.js";
+import type { SkillCode } from "./sandbox/protocol.js";
 import { Supervisor } from "./sandbox/supervisor.js";
 import { toolDefinitions, type ToolFormat } from "./tools.js";
 
@@ -353,8 +354,8 @@ export class SkillHost {
     }
 
     // 2 input
-    const inputError = this.checkInput(skill, input);
-    if (inputError) return refuse(inputError, { reason: inputError.message });
+    const checked = this.checkInput(skill, input);
+    if (checked instanceof SkillError) return refuse(checked, { reason: checked.message });
 
     // 3 authorize
     const auth = this.authorizeCached(skill, caller.trust, live);
@@ -373,7 +374,9 @@ export class SkillHost {
       return refuse(admission.error, { rule: admission.rule, reason: admission.error.message, details: admission.error.details ?? null });
     }
     try {
-      return await this.execute(Object.assign(call, { skill, grant: auth.grant, log }), admission.input);
+      // A filter that redacted something gave a new value; otherwise the JSON made above is reused.
+      const inputJson = admission.input === input ? checked : JSON.stringify(admission.input);
+      return await this.execute(Object.assign(call, { skill, grant: auth.grant, log }), admission.input, inputJson);
     } finally {
       admission.release();
     }
@@ -394,7 +397,7 @@ export class SkillHost {
   }
 
   /** Stages 5-7: attempts, fallback, output filter. */
-  private async execute(call: RunningCall, input: unknown): Promise<CallResult> {
+  private async execute(call: RunningCall, input: unknown, inputJson: string): Promise<CallResult> {
     const { name, skill, base } = call;
     // 7 output: content filters on whatever produced it (the skill or its fallback)
     const done = (output: unknown): CallResult => {
@@ -408,7 +411,7 @@ export class SkillHost {
     const fail = (error: SkillError) => this.finish(call, { ok: false, error });
 
     // 5 execute, with retry and a deadline per attempt
-    const run = await this.runAttempts(call, input);
+    const run = await this.runAttempts(call, inputJson);
     if (!(run instanceof SkillError)) return done(run.output);
     const failure = run;
 
@@ -439,7 +442,7 @@ export class SkillHost {
    * The attempts of one call, in a concurrency slot (a fallback runs outside it, so a fallback
    * skill never waits on its own parent's slot). Resolves with the output or the last error.
    */
-  private async runAttempts(call: RunningCall, input: unknown): Promise<{ output: unknown } | SkillError> {
+  private async runAttempts(call: RunningCall, inputJson: string): Promise<{ output: unknown } | SkillError> {
     const { base, grant, skill } = call;
     if (this.running >= this.maxConcurrent) {
       if (this.queue.length >= this.maxQueued) {
@@ -453,7 +456,6 @@ export class SkillHost {
     // ${tmp} exists when the skill declares needs in it or may run processes (their HOME and default cwd).
     const usesTmp = grant.files.some((r) => r.pattern.startsWith(TMP_PLACEHOLDER)) || grant.process.length > 0;
     const tmpDir = usesTmp ? realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-"))) : join(tmpdir(), `skillbox-none-${call.callId}`);
-    const inputJson = JSON.stringify(input);
     try {
       const { value, attempts } = await withRetry(
         skill.manifest.retry,
@@ -474,7 +476,8 @@ export class SkillHost {
     }
   }
 
-  private checkInput(skill: LoadedSkill, input: unknown): SkillError | undefined {
+  /** Validates the input; returns the error, or the input's JSON (made once, reused for the worker). */
+  private checkInput(skill: LoadedSkill, input: unknown): SkillError | string {
     let json: string | undefined;
     try {
       json = JSON.stringify(input);
@@ -487,7 +490,7 @@ export class SkillHost {
     if (Buffer.byteLength(json) > this.maxInputBytes) return new SkillError("E_INPUT_INVALID", `input is ${Buffer.byteLength(json)} bytes, more than the cap of ${this.maxInputBytes}`);
     const errors = skill.validateInput(input);
     if (errors.length > 0) return new SkillError("E_INPUT_INVALID", `${skill.manifest.name}: invalid input: ${errors.join("; ")}`, { details: { errors } });
-    return undefined;
+    return json;
   }
 
   private async attempt(call: RunningCall, inputJson: string, tmpDir: string, attempt: number): Promise<unknown> {
@@ -511,7 +514,7 @@ export class SkillHost {
     };
     const { limits } = grant;
     const handle = this.supervisor.run({
-      code: { key: `${skill.manifest.name}@${skill.entrySha256}@${skill.dir}`, name: skill.manifest.name, entry: skill.manifest.entry, files: [...skill.files] },
+      code: codeOf(skill),
       inputJson,
       envJson: JSON.stringify({ workspace: this.workspace, home: this.home, skill: skill.dir, tmp: tmpDir, callId: base["callId"], attempt, trust: grant.trust }),
       memoryMb: limits.memoryMb,
@@ -671,6 +674,17 @@ export class SkillHost {
     if (this.audit.failures > 0) this.warn(`skillbox: ${this.audit.failures} security log event(s) could not be written to ${this.audit.file}`);
     await this.audit.close();
   }
+}
+
+/** The message that ships a skill's modules to a worker, built once per loaded skill (workers keep it by key). */
+const codes = new WeakMap<LoadedSkill, SkillCode>();
+function codeOf(skill: LoadedSkill): SkillCode {
+  let code = codes.get(skill);
+  if (!code) {
+    code = { key: `${skill.manifest.name}@${skill.entrySha256}@${skill.dir}`, name: skill.manifest.name, entry: skill.manifest.entry, files: [...skill.files] };
+    codes.set(skill, code);
+  }
+  return code;
 }
 
 function info(s: LoadedSkill): SkillInfo {
