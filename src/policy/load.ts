@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { ValidationError } from "../errors.js";
 import { zodIssues } from "../manifest/schema.js";
+import { isTomlFile, parseTomlSafe } from "../util/toml.js";
 import { parseYamlSafe } from "../util/yaml.js";
 import { policySchema, type ApprovalRule, type ExpectCase, type FilterRule, type RateLimitRule, type SigningRules, type WindowRule } from "./schema.js";
 import { DEFAULT_CEILINGS, DEFAULT_DENY, TRUST_LEVELS, type Ceiling, type TrustLevel } from "./trust.js";
@@ -44,7 +45,12 @@ export function builtinPolicy(): Policy {
   };
 }
 
-/** Loads a policy file. Levels it does not mention keep their built-in ceilings; deny rules add to the built-in ones. */
+/**
+ * Loads a policy file (YAML, or TOML for `*.toml`). A level overrides the built-in ceiling
+ * section by section: each of `files`, `network`, `process` it gives replaces that section, the
+ * sections it leaves out keep their built-in value, and `limits` merge key by key. Levels it does
+ * not mention keep their built-in ceilings; deny rules add to the built-in ones.
+ */
 export function loadPolicyFile(file: string): Policy {
   let text: string;
   try {
@@ -55,8 +61,12 @@ export function loadPolicyFile(file: string): Policy {
   return parsePolicy(text, file);
 }
 
+/**
+ * Parses a policy from its text: TOML when the file name ends in `.toml`, YAML otherwise. Both
+ * go through the same schema and report problems with the same file, field and line.
+ */
 export function parsePolicy(text: string, file: string): Policy {
-  const parsed = parseYamlSafe(text, file);
+  const parsed = isTomlFile(file) ? parseTomlSafe(text, file) : parseYamlSafe(text, file);
   if (!parsed.ok) throw new ValidationError("E_POLICY_INVALID", parsed.issues);
   const result = policySchema.safeParse(parsed.yaml.value ?? {});
   if (!result.success) throw new ValidationError("E_POLICY_INVALID", zodIssues(result.error, file, parsed.yaml.lineOf));

@@ -6,7 +6,7 @@ import { ApprovalStore, inputDigest } from "./approvals.js";
 import { applyFilters, compileFilters, type FilterResult, type FilterStage } from "./filters.js";
 import { describeMatch, matches, type CallSubject } from "./match.js";
 import { bucketKey, RateLimiter } from "./rate.js";
-import { describeWindow, windowAllows } from "./windows.js";
+import { windowRefusal, windowAllows } from "./windows.js";
 
 export interface EngineOptions {
   /** where approvals live; @default "<workspace>/.skillbox" */
@@ -65,8 +65,7 @@ export class PolicyEngine {
 
     for (const [i, w] of r.windows.entries()) {
       if (matches(w.match, subject) && !windowAllows(w, now)) {
-        const name = describeWindow(w, i);
-        return refuse(new SkillError("E_PERMISSION_DENIED", `${subject.skill} may not run now: outside time window ${name}`, { details: { rule: `windows[${i}]`, window: w.name ?? null } }), `windows[${i}]`);
+        return refuse(new SkillError("E_PERMISSION_DENIED", `${subject.skill} may not run now: ${windowRefusal(w, i)}`, { details: { rule: `windows[${i}]`, window: w.name ?? null } }), `windows[${i}]`);
       }
     }
 

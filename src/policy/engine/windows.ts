@@ -57,3 +57,8 @@ export function describeWindow(w: WindowRule, index: number): string {
   return `${name} (blackout ${w.deny!.from} to ${w.deny!.to} ${w.deny!.tz})`;
 }
 
+
+/** Why a window refuses a call now: outside an allowed window, or inside a blackout. */
+export function windowRefusal(w: WindowRule, index: number): string {
+  return w.allow ? `outside the allowed time window ${describeWindow(w, index)}` : `inside the blackout window ${describeWindow(w, index)}`;
+}
