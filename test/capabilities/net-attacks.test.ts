@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SkillHost } from "../../dist/src/index.js";
 import { fixture, type Fixture, writeSkill } from "../helpers.js";
 
-function serve(handler: (path: string) => { status: number; headers?: Record<string, string>; body: string }): Promise<{ server: Server; port: number; hits: string[] }> {
+function serve(handler: (path: string) => { status: number; headers?: Record<string, string>; body: string }, address = "127.0.0.1", port = 0): Promise<{ server: Server; port: number; hits: string[] }> {
   const hits: string[] = [];
   const server = createServer((req, res) => {
     hits.push(`${req.method} ${req.url} auth=${req.headers.authorization ?? ""}`);
@@ -14,7 +14,10 @@ function serve(handler: (path: string) => { status: number; headers?: Record<str
     res.writeHead(r.status, r.headers ?? {});
     res.end(r.body);
   });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ server, port: (server.address() as AddressInfo).port, hits })));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, address, () => resolve({ server, port: (server.address() as AddressInfo).port, hits }));
+  });
 }
 
 const PROBE = `export default async function (input, ctx) {
@@ -32,11 +35,14 @@ describe("ctx.fetch holds against SSRF, rebinding and redirect attacks", () => {
   let host: SkillHost;
   let internal: Awaited<ReturnType<typeof serve>>;
   let front: Awaited<ReturnType<typeof serve>>;
+  // Stands for the address a rebinding name resolves to first: 127.0.0.2, on internal's port (Linux routes all of 127/8 to lo).
+  let checked: Awaited<ReturnType<typeof serve>>;
   const resolveCalls: string[] = [];
   let flip = 0;
 
   beforeAll(async () => {
     internal = await serve(() => ({ status: 200, body: "internal secret" }));
+    checked = await serve(() => ({ status: 200, body: "checked address" }), "127.0.0.2", internal.port);
     front = await serve((path) => {
       if (path === "/to-internal") return { status: 302, headers: { location: `http://127.0.0.1:${internal.port}/` }, body: "" };
       if (path === "/to-localhost") return { status: 301, headers: { location: `http://localhost:${front.port}/ok` }, body: "" };
@@ -48,21 +54,23 @@ describe("ctx.fetch holds against SSRF, rebinding and redirect attacks", () => {
     fx = fixture();
     writeFileSync(
       join(fx.root, "policy.yaml"),
-      `version: 1\ntrust:\n  trusted:\n    network:\n      - { host: "*", scheme: http }\n      - { host: "*" }\n      - { host: "127.0.0.1", port: ${front.port}, scheme: http }\n`,
+      `version: 1\ntrust:\n  trusted:\n    network:\n      - { host: "*", scheme: http }\n      - { host: "*" }\n      - { host: "127.0.0.1", port: ${front.port}, scheme: http }\n      - { host: "127.0.0.2", scheme: http }\n`,
     );
     // Any public host over http, plus one named local service.
     writeSkill(fx.skills, "probe", `permissions:\n  network:\n    - { host: "*", scheme: http }\nretry: { attempts: 3, initialDelayMs: 1 }\nlimits: { timeoutMs: 2000 }\n`, { "index.js": PROBE });
+    // Any host, and one private address named explicitly: the only way a name may lead off the public internet.
+    writeSkill(fx.skills, "rebinder", `permissions:\n  network:\n    - { host: "*", scheme: http }\n    - { host: "127.0.0.2", scheme: http }\nlimits: { timeoutMs: 5000 }\n`, { "index.js": PROBE });
     writeSkill(fx.skills, "local", `permissions:\n  network:\n    - { host: "127.0.0.1", port: ${front.port}, scheme: http }\n`, { "index.js": PROBE });
     host = await fx.open({
       policy: join(fx.root, "policy.yaml"),
       resolveHost: async (name) => {
         resolveCalls.push(name);
         if (name === "internal.test") return ["127.0.0.1"];
-        if (name === "mixed.test") return ["93.184.216.34", "127.0.0.1"];
+        if (name === "mixed.test") return ["127.0.0.2", "127.0.0.1"];
         if (name === "metadata.test") return ["169.254.169.254"];
         if (name === "mapped.test") return ["::ffff:127.0.0.1"];
-        // DNS rebinding: public on the first lookup, loopback on any later one.
-        if (name === "rebind.test") return flip++ === 0 ? ["93.184.216.34"] : ["127.0.0.1"];
+        // DNS rebinding: an allowed address on the first lookup, a forbidden one on any later one.
+        if (name === "rebind.test") return flip++ === 0 ? ["127.0.0.2"] : ["127.0.0.1"];
         throw Object.assign(new Error("not found"), { code: "ENOTFOUND" });
       },
     });
@@ -71,6 +79,7 @@ describe("ctx.fetch holds against SSRF, rebinding and redirect attacks", () => {
     await host.close();
     internal.server.close();
     front.server.close();
+    checked.server.close();
   });
 
   const call = (skill: string, input: Record<string, unknown>) => host.call(skill, { swallow: true, ...input }, { caller: { id: "t", trust: "trusted" } });
@@ -91,19 +100,25 @@ describe("ctx.fetch holds against SSRF, rebinding and redirect attacks", () => {
     ["0.0.0.0", (p: number) => `http://0.0.0.0:${p}/`, "manifest"],
     ["a name resolving to 127.0.0.1", (p: number) => `http://internal.test:${p}/`, "private-address"],
     ["a name resolving to an IPv4-mapped loopback", (p: number) => `http://mapped.test:${p}/`, "private-address"],
-    ["a name with one public and one private address", (p: number) => `http://mixed.test:${p}/`, "private-address"],
     ["a name resolving to the metadata address", () => "http://metadata.test/latest/meta-data/", "deny:169.254.169.254"],
     ["the metadata address itself", () => "http://169.254.169.254/latest/meta-data/", "deny:169.254.169.254"],
     ["user info allowed.com@127.0.0.1", (p: number) => `http://allowed.com@127.0.0.1:${p}/`, "userinfo"],
     ["a file: URL", () => "file:///etc/passwd", "scheme"],
   ])("refuses %s", async (_what, url, rule) => {
-    const before = internal.hits.length + front.hits.length;
+    const before = internal.hits.length + front.hits.length + checked.hits.length;
     const r = await call("probe", { url: url(internal.port) });
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.code).toBe("E_PERMISSION_DENIED");
     expect((r.error.details as { rule: string }).rule).toBe(rule);
-    expect(internal.hits.length + front.hits.length).toBe(before);
+    expect(internal.hits.length + front.hits.length + checked.hits.length).toBe(before);
+  });
+
+  it("refuses a name with one allowed and one forbidden address (every address is checked)", async () => {
+    const before = internal.hits.length + checked.hits.length;
+    const r = await call("rebinder", { url: `http://mixed.test:${internal.port}/` });
+    expect(!r.ok && r.error).toMatchObject({ code: "E_PERMISSION_DENIED", details: { rule: "private-address" } });
+    expect(internal.hits.length + checked.hits.length).toBe(before);
   });
 
   it("refuses a redirect from an allowed host to an internal one (each hop checked)", async () => {
@@ -123,13 +138,12 @@ describe("ctx.fetch holds against SSRF, rebinding and redirect attacks", () => {
 
   it("DNS is resolved once and the connection goes to the checked address (rebinding fails)", async () => {
     const before = resolveCalls.filter((n) => n === "rebind.test").length;
-    const hitsBefore = internal.hits.length + front.hits.length;
-    const r = await call("probe", { url: `http://rebind.test:${internal.port}/` });
-    // The public address it was checked against is unreachable here: a network error or a timeout, never the local server.
-    if (r.ok) expect(r.output).toMatchObject({ swallowed: expect.stringMatching(/E[A-Z]+|timed out|no time left/) });
-    else expect(r.error.code).toBe("E_TIMEOUT");
+    const internalBefore = internal.hits.length;
+    const r = await call("rebinder", { url: `http://rebind.test:${internal.port}/` });
+    expect(r.ok && r.output).toMatchObject({ status: 200, text: "checked address" });
     expect(resolveCalls.filter((n) => n === "rebind.test").length - before).toBe(1);
-    expect(internal.hits.length + front.hits.length).toBe(hitsBefore);
+    expect(checked.hits).toHaveLength(1);
+    expect(internal.hits.length).toBe(internalBefore);
   });
 
   it("network failures are retryable errors, retried by the retry policy", async () => {
