@@ -103,12 +103,22 @@ describe("audit tail -f", () => {
     await log.flush();
     const child = spawn(process.execPath, [BIN, "audit", "tail", "-f", "-n", "1", "--audit", fx.auditFile], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    await new Promise((r) => setTimeout(r, 400));
+    let wanted: { re: RegExp; done: () => void } | undefined;
+    const seen = (re: RegExp) => new Promise<void>((done) => (re.test(out) ? done() : (wanted = { re, done })));
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (wanted?.re.test(out)) wanted.done();
+    });
+    // A CLI that dies early ends the wait; the assertions below then show what it printed.
+    child.once("exit", () => wanted?.done());
+    // Readiness: the last existing line is printed after the file was read, so anything appended now is new.
+    await seen(/first-c/);
     log.event("call.end", { callId: "second-call", skill: "a", caller: "c", trust: "untrusted", outcome: "ok", attempts: 1, durationMs: 1 });
     await log.close();
-    for (let i = 0; i < 40 && !out.includes("second-c"); i++) await new Promise((r) => setTimeout(r, 100));
+    await seen(/second-c/);
+    const exited = new Promise((done) => (child.exitCode !== null ? done(null) : child.once("exit", done)));
     child.kill("SIGINT");
+    await exited;
     expect(out).toMatch(/first-c/);
     expect(out).toMatch(/second-c end .*ok after 1 attempt/);
   });
