@@ -1,4 +1,4 @@
-import type { Decision } from "../policy/check.js";
+import type { Decision } from "../policy/model.js";
 
 /** An access outside the grant: ends the call with E_PERMISSION_DENIED (never retried, no fallback). */
 export class PermissionDenied extends Error {

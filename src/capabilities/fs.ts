@@ -1,8 +1,9 @@
 import { closeSync, constants, existsSync, mkdirSync, fstatSync, lstatSync, openSync, readdirSync, readSync, realpathSync, rmdirSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, isAbsolute, resolve } from "node:path";
 import type { FileAccess } from "../manifest/schema.js";
-import type { Grant } from "../policy/authorize.js";
-import { checkFileAccess, type Decision } from "../policy/check.js";
+import type { Grant } from "../policy/model.js";
+import { checkFileAccess } from "../policy/check.js";
+import type { Decision } from "../policy/model.js";
 import { CapabilityFailure, PermissionDenied } from "./errors.js";
 
 /** Largest file ctx.fs.readFile returns, and largest ctx.fs.writeFile accepts. */

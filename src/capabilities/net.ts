@@ -3,8 +3,8 @@ import http from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
 import { HTTP_METHODS } from "../manifest/schema.js";
-import type { Grant } from "../policy/authorize.js";
-import type { Decision } from "../policy/check.js";
+import type { Grant } from "../policy/model.js";
+import type { Decision } from "../policy/model.js";
 import { checkAddress, checkNetworkRequest, parseAddress, type Address, type NetRequest } from "../policy/network.js";
 import { CapabilityFailure, PermissionDenied } from "./errors.js";
 

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
-import type { Grant } from "../policy/authorize.js";
-import { checkFileAccess, type Decision } from "../policy/check.js";
+import type { Grant } from "../policy/model.js";
+import { checkFileAccess } from "../policy/check.js";
+import type { Decision } from "../policy/model.js";
 import { checkProcess } from "../policy/process.js";
 import { CapabilityFailure, PermissionDenied } from "./errors.js";
 

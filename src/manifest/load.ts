@@ -5,6 +5,7 @@ import { Validator, type Schema } from "@cfworker/json-schema";
 import { SkillError, ValidationError, type Issue } from "../errors.js";
 import { parseYamlSafe } from "../util/yaml.js";
 import { manifestSchema, zodIssues, type Manifest } from "./schema.js";
+import type { LoadedSkill } from "./model.js";
 import { SIGNATURE_FILE } from "./signing.js";
 
 export const MANIFEST_FILE = "skill.yaml";
@@ -12,21 +13,7 @@ const MAX_MODULE_FILES = 200;
 const MAX_MODULE_BYTES = 4 * 1024 * 1024;
 const MAX_DEPTH = 8;
 
-/** A skill ready to run: validated manifest, its module sources (read once, at load), compiled validators. */
-export interface LoadedSkill {
-  manifest: Manifest;
-  /** Real path of the skill folder, or a pseudo path for skills registered from memory. */
-  dir: string;
-  /** Module sources by path relative to `dir` (forward slashes). Only these can be imported. */
-  files: ReadonlyMap<string, string>;
-  entrySha256: string;
-  /** the manifest as written (for signatures); undefined for skills registered from memory */
-  manifestText?: string;
-  /** the raw skill.sig, if the folder has one */
-  signature?: string;
-  validateInput(value: unknown): string[];
-  validateOutput(value: unknown): string[];
-}
+export type { LoadedSkill } from "./model.js";
 
 /** Parses and validates a manifest text. Throws ValidationError with every issue at once. */
 export function parseManifest(text: string, file: string): Manifest {

@@ -1,5 +1,5 @@
 import { createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign as edSign, timingSafeEqual, verify as edVerify, type KeyObject } from "node:crypto";
-import type { LoadedSkill } from "./load.js";
+import type { LoadedSkill } from "./model.js";
 
 export const SIGNATURE_FILE = "skill.sig";
 

@@ -1,38 +1,10 @@
 import type { FileAccess, Manifest, NetworkRule, ProcessRule } from "../manifest/schema.js";
 import { expandVars, type PathVars } from "../util/vars.js";
-import type { Policy } from "./load.js";
+import type { AuthorizeResult, Policy, TrustLevel, UncoveredNeed } from "./model.js";
 import { networkCovers, normalizeHost } from "./network.js";
 import { compileFileRule, compileGlob, denyCoversNeed, globCovers, TMP_PLACEHOLDER, type CompiledFileRule } from "./match.js";
-import type { CeilingLimits, TrustLevel } from "./trust.js";
 
-/** One need of a manifest that the caller's trust level does not cover. */
-export interface UncoveredNeed {
-  kind: "files" | "network" | "process" | "limits";
-  /** the need as declared, e.g. "${workspace}/notes/**" or "api.example.com" */
-  target: string;
-  access?: string;
-  /** why it is not covered, naming the deny rule or the missing ceiling rule */
-  reason: string;
-}
-
-/** Effective permissions of one skill for one trust level: declared ∩ ceiling − deny, compiled. */
-export interface Grant {
-  skill: string;
-  trust: TrustLevel;
-  policyVersion: string;
-  files: CompiledFileRule[];
-  ceilingFiles: CompiledFileRule[];
-  denyFiles: { pattern: string; test: (p: string) => boolean }[];
-  network: NetworkRule[];
-  ceilingNetwork: NetworkRule[];
-  denyNetwork: string[];
-  process: ProcessRule[];
-  ceilingProcess: ProcessRule[];
-  binPath: string[];
-  limits: CeilingLimits;
-}
-
-export type AuthorizeResult = { ok: true; grant: Grant } | { ok: false; needs: UncoveredNeed[] };
+export type { AuthorizeResult, Grant, UncoveredNeed } from "./model.js";
 
 export interface AuthorizeContext {
   trust: TrustLevel;

@@ -1,9 +1,8 @@
 import type { FileAccess } from "../manifest/schema.js";
-import type { Grant } from "./authorize.js";
+import type { Decision, Grant } from "./model.js";
 import { TMP_PLACEHOLDER } from "./match.js";
 
-/** A decision on one access; `rule` names what decided it, and is what the log records. */
-export type Decision = { allowed: true; rule: string } | { allowed: false; rule: string; reason: string };
+export type { Decision } from "./model.js";
 
 function inside(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith("/") ? dir : dir + "/");

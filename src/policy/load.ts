@@ -4,33 +4,13 @@ import { ValidationError } from "../errors.js";
 import { zodIssues } from "../manifest/schema.js";
 import { isTomlFile, parseTomlSafe } from "../util/toml.js";
 import { parseYamlSafe } from "../util/yaml.js";
-import { policySchema, type ApprovalRule, type ExpectCase, type FilterRule, type RateLimitRule, type SigningRules, type WindowRule } from "./schema.js";
-import { DEFAULT_CEILINGS, DEFAULT_DENY, TRUST_LEVELS, type Ceiling, type TrustLevel } from "./trust.js";
+import type { Policy } from "./model.js";
+import { policySchema } from "./schema.js";
+import { DEFAULT_CEILINGS, DEFAULT_DENY, TRUST_LEVELS } from "./trust.js";
 
 export const DEFAULT_BIN_PATH = ["/usr/local/bin", "/usr/bin", "/bin"];
 
-/** The policy in force: a ceiling per level, global deny rules, where it came from. */
-export interface Policy {
-  source: string;
-  /** content hash (first 12 hex digits) plus the optional `version:` label */
-  version: string;
-  ceilings: Record<TrustLevel, Ceiling>;
-  deny: { files: string[]; network: string[] };
-  binPath: string[];
-  audit: { failMode: "open" | "closed"; redact: string[] };
-  /** the policy engine's rules (every section optional) */
-  rules: {
-    rateLimits: RateLimitRule[];
-    concurrency: { perCaller: number } | undefined;
-    windows: WindowRule[];
-    filters: { presets: string[]; rules: FilterRule[] };
-    approvals: ApprovalRule[];
-    signing: SigningRules | undefined;
-    expect: ExpectCase[];
-  };
-  /** the file's text, for snapshots and diffs ("" for the built-in policy) */
-  text: string;
-}
+export type { Policy } from "./model.js";
 
 export function builtinPolicy(): Policy {
   return {

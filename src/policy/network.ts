@@ -1,7 +1,6 @@
 import ipaddr from "ipaddr.js";
 import type { NetworkRule } from "../manifest/schema.js";
-import type { Grant } from "./authorize.js";
-import type { Decision } from "./check.js";
+import type { Decision, Grant } from "./model.js";
 
 export type Address = ipaddr.IPv4 | ipaddr.IPv6;
 

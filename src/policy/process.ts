@@ -1,6 +1,5 @@
 import type { ProcessRule } from "../manifest/schema.js";
-import type { Grant } from "./authorize.js";
-import type { Decision } from "./check.js";
+import type { Decision, Grant } from "./model.js";
 
 const cache = new Map<string, RegExp>();
 

@@ -1,25 +1,12 @@
-import type { FileAccess, FileRule, NetworkRule, ProcessRule } from "../manifest/schema.js";
+import type { FileAccess } from "../manifest/schema.js";
+import type { Ceiling, TrustLevel } from "./model.js";
 
 /** Trust levels, lowest first. skillbox never upgrades a caller's level. */
-export const TRUST_LEVELS = ["untrusted", "user-verified", "trusted", "system"] as const;
-export type TrustLevel = (typeof TRUST_LEVELS)[number];
+export const TRUST_LEVELS = ["untrusted", "user-verified", "trusted", "system"] as const satisfies readonly TrustLevel[];
+export type { Ceiling, CeilingLimits, TrustLevel } from "./model.js";
 
 export function isTrustLevel(value: unknown): value is TrustLevel {
   return typeof value === "string" && (TRUST_LEVELS as readonly string[]).includes(value);
-}
-
-export interface CeilingLimits {
-  memoryMb: number;
-  timeoutMs: number;
-  outputBytes: number;
-}
-
-/** What one trust level may be granted at most (same shape as a manifest's permissions + limits). */
-export interface Ceiling {
-  files: FileRule[];
-  network: NetworkRule[];
-  process: ProcessRule[];
-  limits: CeilingLimits;
 }
 
 const ALL_ACCESS: FileAccess[] = ["read", "write", "create", "delete", "list"];
