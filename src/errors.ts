@@ -78,3 +78,9 @@ export class ValidationError extends SkillError {
     this.issues = issues;
   }
 }
+
+/** Any thrown value as a SkillError: SkillErrors pass through, anything else is the skill's failure (not retryable). */
+export function asSkillError(err: unknown): SkillError {
+  if (err instanceof SkillError) return err;
+  return new SkillError("E_SKILL_ERROR", err instanceof Error ? err.message : String(err), { retryable: false });
+}

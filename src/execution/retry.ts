@@ -1,7 +1,9 @@
 import pRetry from "p-retry";
-import pTimeout, { TimeoutError } from "p-timeout";
 import type { RetryOptions } from "../manifest/schema.js";
-import { SkillError } from "../errors.js";
+import { asSkillError, SkillError } from "../errors.js";
+
+export { asSkillError } from "../errors.js";
+export { withDeadline } from "./deadline.js";
 
 export interface AttemptInfo {
   attempt: number;
@@ -42,22 +44,4 @@ export async function withRetry<T>(plan: RetryOptions, fn: (attempt: number) => 
   } catch (err) {
     throw Object.assign(asSkillError(err), { attempts });
   }
-}
-
-/** Bounds one attempt's wall clock (host calls included). On expiry `onTimeout` stops the work. */
-export async function withDeadline<T>(work: Promise<T>, timeoutMs: number, onTimeout: () => void, what: string): Promise<T> {
-  try {
-    return await pTimeout(work, { milliseconds: timeoutMs });
-  } catch (err) {
-    if (err instanceof TimeoutError) {
-      onTimeout();
-      throw new SkillError("E_TIMEOUT", `${what} did not finish within timeoutMs (${timeoutMs} ms)`, { retryable: true });
-    }
-    throw err;
-  }
-}
-
-export function asSkillError(err: unknown): SkillError {
-  if (err instanceof SkillError) return err;
-  return new SkillError("E_SKILL_ERROR", err instanceof Error ? err.message : String(err), { retryable: false });
 }

@@ -1,0 +1,28 @@
+import { SkillError } from "../errors.js";
+import type { LoadedSkill } from "../manifest/model.js";
+import { authorize, describeNeeds } from "../policy/authorize.js";
+import type { LivePolicy } from "../policy/live.js";
+import type { AuthorizeResult, Grant, TrustLevel, UncoveredNeed } from "../policy/model.js";
+
+/** A skill's grant at a trust level under one policy version, computed once and kept with that version. */
+export function grantFor(live: LivePolicy, skill: LoadedSkill, trust: TrustLevel, vars: { workspace: string; home: string }): AuthorizeResult {
+  const key = `${skill.manifest.name}\0${trust}`;
+  let r = live.grants.get(key);
+  if (!r) {
+    r = authorize(skill.manifest, { trust, policy: live.policy, vars: { workspace: vars.workspace, home: vars.home, skill: skill.dir } });
+    live.grants.set(key, r);
+  }
+  return r;
+}
+
+/** Forgets the cached grants of a skill whose definition changed. */
+export function dropGrants(live: LivePolicy, name: string): void {
+  for (const key of live.grants.keys()) if (key.startsWith(name + "\0")) live.grants.delete(key);
+}
+
+/** Stage 3, authorize: the grant, or the refusal naming every need the trust level does not cover. */
+export function authorizeCall(live: LivePolicy, skill: LoadedSkill, trust: TrustLevel, vars: { workspace: string; home: string }): { ok: true; grant: Grant } | { ok: false; error: SkillError; needs: UncoveredNeed[] } {
+  const auth = grantFor(live, skill, trust, vars);
+  if (auth.ok) return auth;
+  return { ok: false, needs: auth.needs, error: new SkillError("E_PERMISSION_DENIED", describeNeeds(skill.manifest.name, trust, auth.needs), { details: { needs: auth.needs } }) };
+}

@@ -1,0 +1,103 @@
+/**
+ * One call, top to bottom. Each stage is a named function in its own module; a stage either
+ * hands the next one what it made or ends the call (call.denied and/or call.end in the log).
+ *
+ *   0 host      closed host, unwritable log under failMode: closed, invalid trust  (here)
+ *   1 registry  the skill by name, or why there is none              registry/registry.ts  lookup()
+ *   2 input     JSON object, size cap, input schema                  call/input.ts         checkInput()
+ *   3 authorize manifest needs ∩ trust ceiling − deny → Grant        call/authorize.ts     authorizeCall()
+ *   4 admission signatures, windows, per-caller concurrency, rate
+ *               limits, input filters, approvals                     call/admission.ts     admit()
+ *   5 execute   slot, ${tmp}, retry × (deadline, sandbox attempt)    execution/execute.ts  execute()
+ *   6 fallback  fallback skill (a nested call) or command            execution/fallback.ts runFallback()
+ *   7 output    content filters on the output                        call/output.ts        filterOutput()
+ *   8 finish    metrics, call.end, the CallResult                    call/result.ts        finish()
+ *
+ * The policy version a call starts under stays its version to the end, whatever a reload does.
+ */
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { SkillError } from "../errors.js";
+import { execute } from "../execution/execute.js";
+import { runFallback } from "../execution/fallback.js";
+import { admit } from "./admission.js";
+import { authorizeCall } from "./authorize.js";
+import { resolveCaller, type CallOptions } from "./caller.js";
+import type { CallContext } from "./context.js";
+import { CallEvents, callBase } from "./events.js";
+import { checkInput } from "./input.js";
+import { filterOutput } from "./output.js";
+import { finish, type CallRecord, type CallResult } from "./result.js";
+
+/** Runs one call (nested `depth` > 0 for a fallback skill). Never throws: every end is a CallResult. */
+export async function runCall(ctx: CallContext, name: string, input: unknown, options: CallOptions, depth = 0, parentCallId?: string): Promise<CallResult> {
+  const live = ctx.live();
+  const { caller, trustValid, trustGiven } = resolveCaller(options);
+  const callId = randomUUID();
+  const events = new CallEvents(ctx.audit, callBase(callId, name, caller, live.policy.version, parentCallId));
+  const call: CallRecord = { name, callId, started: performance.now(), events, attempts: 0, fallback: null };
+  const end = (r: { ok: true; output: unknown } | { ok: false; error: SkillError }) => finish(call, ctx.counters, r);
+  const refuse = (error: SkillError, fields: Record<string, unknown>) => {
+    events.denied(error.code, fields);
+    return end({ ok: false, error });
+  };
+
+  events.start();
+  // 0 host
+  if (ctx.closed()) return end({ ok: false, error: new SkillError("E_SKILL_ERROR", "the host is closed") });
+  if (live.policy.audit.failMode === "closed" && !ctx.audit.healthy) {
+    // "No action without a record": the policy refuses calls while the log cannot be written.
+    return end({ ok: false, error: new SkillError("E_PERMISSION_DENIED", `refused: the security log ${ctx.audit.file} cannot be written and the policy sets audit.failMode: closed`, { details: { reason: "audit-unwritable" } }) });
+  }
+  if (!trustValid) {
+    const err = new SkillError("E_INPUT_INVALID", `caller.trust must be one of untrusted, user-verified, trusted, system; got ${JSON.stringify(trustGiven)}`);
+    return refuse(err, { reason: err.message });
+  }
+
+  // 1 registry
+  const skill = ctx.registry.lookup(name);
+  if (skill instanceof SkillError) return end({ ok: false, error: skill });
+
+  // 2 input
+  const inputJson = checkInput(skill, input, ctx.maxInputBytes);
+  if (inputJson instanceof SkillError) return refuse(inputJson, { reason: inputJson.message });
+
+  // 3 authorize
+  const auth = authorizeCall(live, skill, caller.trust, ctx);
+  if (!auth.ok) {
+    for (const n of auth.needs) ctx.counters.denial(`authorize:${n.kind}`);
+    return refuse(auth.error, { needs: auth.needs.map((n) => ({ kind: n.kind, target: n.target, access: n.access ?? null, rule: n.reason })) });
+  }
+
+  // 4 admission
+  const admission = admit(live, skill, caller, input, events.log);
+  if (!admission.ok) {
+    ctx.counters.denial(admission.rule);
+    return refuse(admission.error, { rule: admission.rule, reason: admission.error.message, details: admission.error.details ?? null });
+  }
+  try {
+    const running = { callId, skill, grant: auth.grant, log: events.log, filter: live.engine.filter.bind(live.engine), depth };
+
+    // 5 execute (a filter that redacted something gave a new input; otherwise its JSON is reused)
+    const run = await execute(ctx, running, admission.input === input ? inputJson : JSON.stringify(admission.input));
+    call.attempts = run.attempts;
+    let produced: { ok: true; output: unknown } | { ok: false; error: SkillError } = run;
+    if (!run.ok) {
+      // 6 fallback
+      const fb = await runFallback(ctx, running, run.error, admission.input, (fbName, fbInput, fbDepth) => runCall(ctx, fbName, fbInput, { caller }, fbDepth, callId));
+      call.fallback = fb.fallback;
+      produced = fb.result;
+    }
+    if (!produced.ok) return end(produced);
+
+    // 7 output
+    const out = filterOutput(live, name, produced.output, events.log);
+    if (!out.ok) ctx.counters.denial(out.rule);
+
+    // 8 finish
+    return end(out);
+  } finally {
+    admission.release();
+  }
+}
+

@@ -1,0 +1,190 @@
+/**
+ * Where configuration enters skillbox: every option of a host, its default and its validation,
+ * in one place, so the host, the CLI, the sandbox supervisor and the audit tools cannot disagree
+ * on a default. A bad option is refused at the door with what was expected and what was given
+ * (p-retry style), never silently clamped.
+ */
+import { existsSync, realpathSync } from "node:fs";
+import { resolve } from "node:path";
+import { systemResolver, type Resolver } from "../capabilities/net.js";
+import { SkillError } from "../errors.js";
+
+/** Environment variable holding the security log's HMAC chain key (host, `skillbox audit verify`). */
+export const AUDIT_KEY_ENV = "SKILLBOX_AUDIT_KEY";
+
+export const DEFAULTS = {
+  skillsDir: "skills",
+  policyFileName: "skillbox.policy.yaml",
+  stateDir: ".skillbox",
+  auditFile: ".skillbox/audit.jsonl",
+  workers: 2,
+  pool: { perSkill: 2, max: 8 },
+  maxConcurrent: 64,
+  maxQueued: 1024,
+  maxInputBytes: 1024 * 1024,
+} as const;
+
+export interface AuditOptions {
+  /** the JSON-lines file; @default ".skillbox/audit.jsonl" in the workspace */
+  file?: string;
+  /** HMAC key for the hash chain; @default process.env.SKILLBOX_AUDIT_KEY */
+  key?: string;
+  /** also store the events in PostgreSQL (a connection URL) */
+  postgres?: string;
+  /** PostgreSQL table name */
+  table?: string;
+}
+
+export interface SkillHostOptions {
+  /** folder of skill folders; @default "skills" (relative to the current directory) */
+  skillsDir?: string;
+  /** policy file; @default "skillbox.policy.yaml" in the workspace if it exists, else the built-in defaults */
+  policy?: string;
+  /** @default process.cwd() */
+  workspace?: string;
+  /**
+   * security log file, or options: `file`, `key` (HMAC chain), `postgres` (also store the events
+   * in PostgreSQL, a connection URL), `table`; @default ".skillbox/audit.jsonl" in the workspace
+   */
+  audit?: string | AuditOptions;
+  /** sandbox worker processes; @default 2 */
+  workers?: number;
+  /**
+   * Isolates prepared ahead, per skill and memory cap (perSkill) and in all per worker (max).
+   * Each is used by one attempt only. 0 turns the pool off. @default { perSkill: 2, max: 8 }
+   */
+  pool?: { perSkill?: number; max?: number };
+  /** calls executing at once in this host; more wait in a queue; @default 64 */
+  maxConcurrent?: number;
+  /** calls that may wait for a slot; past this a call is refused with E_RATE_LIMITED; @default 1024 */
+  maxQueued?: number;
+  /** largest accepted input, JSON-encoded; @default 1 MiB */
+  maxInputBytes?: number;
+  /** state that outlives a process (approvals, policy snapshots); @default "<workspace>/.skillbox" */
+  stateDir?: string;
+  /** epoch milliseconds for rate limits, time windows and approvals; @default Date.now */
+  clock?: () => number;
+  /** DNS resolution for ctx.fetch (host name -> addresses); @default the system resolver */
+  resolveHost?: Resolver;
+  /** start the sandbox workers at open, ahead of the first call; @default true */
+  warm?: boolean;
+  /** warnings (skills skipped, log failures); @default stderr */
+  onWarning?: (message: string) => void;
+}
+
+/** Every option decided: absolute paths, numbers checked, defaults filled in. */
+export interface ResolvedHostOptions {
+  /** real path */
+  workspace: string;
+  skillsDir: string;
+  /** the policy file given or found in the workspace; undefined: the built-in policy */
+  policyFile: string | undefined;
+  stateDir: string;
+  audit: { file: string; key?: string; postgres?: string; table?: string };
+  workers: number;
+  pool: { perSkill: number; max: number };
+  maxConcurrent: number;
+  maxQueued: number;
+  maxInputBytes: number;
+  clock: () => number;
+  resolveHost: Resolver;
+  warm: boolean;
+  onWarning: (message: string) => void;
+}
+
+/** The audit chain key from the environment, the default for every tool that writes or verifies the log. */
+export function auditKeyFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env[AUDIT_KEY_ENV] ?? undefined;
+}
+
+/**
+ * Fills in and checks every option. Throws SkillError E_INPUT_INVALID naming the option, e.g.
+ * ``Expected `maxConcurrent` to be a positive integer, got `0` ``. `exists` decides whether the
+ * implicit policy file is there (injected so this stays testable without files).
+ */
+export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path: string) => boolean = existsSync): ResolvedHostOptions {
+  if (options === null || typeof options !== "object") throw invalid("options", "an object", options);
+  let workspace: string;
+  const workspaceGiven = optionalString("workspace", options.workspace);
+  try {
+    workspace = realpathSync.native(resolve(workspaceGiven ?? process.cwd()));
+  } catch {
+    throw new SkillError("E_INPUT_INVALID", `workspace ${workspaceGiven} does not exist`, { details: { option: "workspace" } });
+  }
+  const policyGiven = optionalString("policy", options.policy);
+  const implicit = resolve(workspace, DEFAULTS.policyFileName);
+  const policyFile = policyGiven !== undefined ? resolve(policyGiven) : exists(implicit) ? implicit : undefined;
+
+  const audit = typeof options.audit === "string" ? { file: options.audit } : options.audit;
+  if (audit !== undefined && (audit === null || typeof audit !== "object")) throw invalid("audit", "a file path or an object", audit);
+  const key = optionalString("audit.key", audit?.key) ?? auditKeyFromEnv();
+  const postgres = optionalString("audit.postgres", audit?.postgres);
+  const table = optionalString("audit.table", audit?.table);
+
+  const pool = options.pool;
+  if (pool !== undefined && (pool === null || typeof pool !== "object")) throw invalid("pool", "an object", pool);
+
+  return {
+    workspace,
+    skillsDir: resolve(optionalString("skillsDir", options.skillsDir) ?? DEFAULTS.skillsDir),
+    policyFile,
+    stateDir: resolve(workspace, optionalString("stateDir", options.stateDir) ?? DEFAULTS.stateDir),
+    audit: {
+      file: resolve(workspace, optionalString("audit.file", audit?.file) ?? DEFAULTS.auditFile),
+      ...(key !== undefined ? { key } : {}),
+      ...(postgres !== undefined ? { postgres } : {}),
+      ...(table !== undefined ? { table } : {}),
+    },
+    workers: positiveInteger("workers", options.workers ?? DEFAULTS.workers),
+    pool: {
+      perSkill: nonNegativeInteger("pool.perSkill", pool?.perSkill ?? DEFAULTS.pool.perSkill),
+      max: nonNegativeInteger("pool.max", pool?.max ?? DEFAULTS.pool.max),
+    },
+    maxConcurrent: positiveInteger("maxConcurrent", options.maxConcurrent ?? DEFAULTS.maxConcurrent),
+    maxQueued: nonNegativeInteger("maxQueued", options.maxQueued ?? DEFAULTS.maxQueued),
+    maxInputBytes: positiveInteger("maxInputBytes", options.maxInputBytes ?? DEFAULTS.maxInputBytes),
+    clock: optionalFunction("clock", options.clock) ?? Date.now,
+    resolveHost: optionalFunction("resolveHost", options.resolveHost) ?? systemResolver,
+    warm: optionalBoolean("warm", options.warm) ?? true,
+    onWarning: optionalFunction("onWarning", options.onWarning) ?? ((m: string) => void process.stderr.write(m + "\n")),
+  };
+}
+
+function show(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value === "object" && value !== null) return Array.isArray(value) ? "an array" : "an object";
+  return String(value);
+}
+
+function invalid(name: string, expected: string, value: unknown): SkillError {
+  return new SkillError("E_INPUT_INVALID", `Expected \`${name}\` to be ${expected}, got \`${show(value)}\``, { details: { option: name } });
+}
+
+function positiveInteger(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) throw invalid(name, "a positive integer", value);
+  return value;
+}
+
+function nonNegativeInteger(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) throw invalid(name, "a non-negative integer", value);
+  return value;
+}
+
+function optionalString(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || value === "") throw invalid(name, "a non-empty string", value);
+  return value;
+}
+
+function optionalBoolean(name: string, value: unknown): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "boolean") throw invalid(name, "a boolean", value);
+  return value;
+}
+
+function optionalFunction<F>(name: string, value: F | undefined): F | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "function") throw invalid(name, "a function", value);
+  return value;
+}

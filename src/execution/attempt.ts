@@ -1,0 +1,87 @@
+/**
+ * One attempt: a capability scope, the skill run in a sandbox worker under the attempt's
+ * deadline, and the outcome translated. A refused access ends the attempt, and wins over
+ * whatever the skill did after it (the skill may have caught the error).
+ */
+import type { ChildProcess } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { dispatch, type CapabilityScope } from "../capabilities/dispatch.js";
+import type { PermissionDenied } from "../capabilities/errors.js";
+import { killAll } from "../capabilities/process.js";
+import { SkillError } from "../errors.js";
+import type { LoadedSkill } from "../manifest/model.js";
+import { translateOutcome } from "../sandbox/outcome.js";
+import type { SkillCode } from "../sandbox/protocol.js";
+import { withDeadline } from "./deadline.js";
+import { scopeBase, type ExecutionCall, type ExecutionEnv } from "./scope.js";
+
+/** Runs attempt number `attempt`; resolves with the skill's (schema-checked) output, rejects with a SkillError. */
+export async function runAttempt(env: ExecutionEnv, call: ExecutionCall, inputJson: string, tmpDir: string, attempt: number): Promise<unknown> {
+  const { skill, grant, log } = call;
+  const started = performance.now();
+  log("attempt.start", { attempt });
+  let denied: PermissionDenied | undefined;
+  let cancel = () => undefined as void;
+  const children = new Set<ChildProcess>();
+  const scope: CapabilityScope = {
+    ...scopeBase(env, call, attempt, tmpDir, children),
+    filterRequest: (body) => {
+      const f = call.filter("request", body, log);
+      return f.blocked ? { blocked: f.blocked } : { body: String(f.value) };
+    },
+    log: (level, message, fields) => log("skill.log", { attempt, level, message, fields: capJson(fields) }),
+    denied: (err) => {
+      denied ??= err;
+      cancel();
+    },
+  };
+  const { limits } = grant;
+  const handle = env.supervisor.run({
+    code: codeOf(skill),
+    inputJson,
+    envJson: JSON.stringify({ workspace: env.workspace, home: env.home, skill: skill.dir, tmp: tmpDir, callId: call.callId, attempt, trust: grant.trust }),
+    memoryMb: limits.memoryMb,
+    timeoutMs: limits.timeoutMs,
+    outputBytes: limits.outputBytes,
+    onCapability: (op, args) => dispatch(scope, op, args),
+  });
+  cancel = handle.cancel;
+  const deniedError = (d: PermissionDenied) => new SkillError("E_PERMISSION_DENIED", `${skill.manifest.name}: ${d.message}`, { details: { op: d.op, target: d.target, rule: d.decision.rule } });
+  try {
+    const { outcome, cpuMs } = await withDeadline(handle.result, limits.timeoutMs, handle.cancel, skill.manifest.name);
+    if (denied) throw deniedError(denied);
+    const { output } = translateOutcome(outcome, limits, skill.manifest.name);
+    // The output schema is checked per attempt, so an invalid output can be retried or fall back.
+    const outErrors = skill.validateOutput(output);
+    if (outErrors.length > 0) throw new SkillError("E_OUTPUT_INVALID", `${skill.manifest.name} returned invalid output: ${outErrors.join("; ")}`, { details: { errors: outErrors } });
+    log("attempt.end", { attempt, outcome: "ok", durationMs: round(performance.now() - started), cpuMs: round(cpuMs) });
+    return output;
+  } catch (err) {
+    if (denied) throw deniedError(denied);
+    throw err;
+  } finally {
+    // No process a skill started outlives its attempt.
+    killAll(children);
+  }
+}
+
+/** The message that ships a skill's modules to a worker, built once per loaded skill (workers keep it by key). */
+const codes = new WeakMap<LoadedSkill, SkillCode>();
+function codeOf(skill: LoadedSkill): SkillCode {
+  let code = codes.get(skill);
+  if (!code) {
+    code = { key: `${skill.manifest.name}@${skill.entrySha256}@${skill.dir}`, name: skill.manifest.name, entry: skill.manifest.entry, files: [...skill.files] };
+    codes.set(skill, code);
+  }
+  return code;
+}
+
+export function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/** ctx.log fields are the skill's data: past 8 KiB the event keeps a preview only. */
+function capJson(v: unknown): unknown {
+  const s = JSON.stringify(v ?? null);
+  return s.length > 8192 ? { truncated: true, preview: s.slice(0, 512) } : v;
+}

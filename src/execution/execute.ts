@@ -1,0 +1,37 @@
+/**
+ * Stage 5, execute: in a concurrency slot, with the call's ${tmp}, the attempts under the
+ * manifest's retry plan, each with its own deadline. A fallback runs outside the slot, so a
+ * fallback skill never waits on its own parent's slot.
+ */
+import { asSkillError, type SkillError } from "../errors.js";
+import { runAttempt } from "./attempt.js";
+import { withRetry } from "./retry.js";
+import { callTmp, type ExecutionCall, type ExecutionEnv } from "./scope.js";
+
+export type Execution = { ok: true; output: unknown; attempts: number } | { ok: false; error: SkillError; attempts: number };
+
+export async function execute(env: ExecutionEnv, call: ExecutionCall, inputJson: string): Promise<Execution> {
+  const release = await env.slots.acquire();
+  if (typeof release !== "function") {
+    call.log("call.denied", { code: release.code, reason: "busy" }, "warn");
+    return { ok: false, error: release, attempts: 0 };
+  }
+  const tmp = callTmp(call);
+  let attempts = 0;
+  try {
+    const result = await withRetry(
+      call.skill.manifest.retry,
+      (attempt) => runAttempt(env, call, inputJson, tmp.dir, attempt),
+      ({ attempt, error, retryDelayMs, willRetry }) => {
+        call.log("attempt.end", { attempt, outcome: "error", code: error.code, message: error.message, retryable: error.retryable, willRetry, retryDelayMs }, "warn");
+      },
+    );
+    return { ok: true, output: result.value, attempts: result.attempts };
+  } catch (err) {
+    attempts = (err as { attempts?: number }).attempts ?? attempts;
+    return { ok: false, error: asSkillError(err), attempts };
+  } finally {
+    tmp.remove();
+    release();
+  }
+}

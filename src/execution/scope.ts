@@ -1,0 +1,80 @@
+/**
+ * What the attempts of one call share: the host's parts execution needs, the call as execution
+ * sees it, the per-call ${tmp} folder, and the capability scope (grant, deadline, logging) that
+ * every capability call of an attempt, and a fallback command, is checked and recorded through.
+ */
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import type { Resolver } from "../capabilities/net.js";
+import type { LoadedSkill } from "../manifest/model.js";
+import type { FilterResult, FilterStage } from "../policy/engine/filters.js";
+import { TMP_PLACEHOLDER } from "../policy/match.js";
+import type { Decision, Grant } from "../policy/model.js";
+import type { Supervisor } from "../sandbox/supervisor.js";
+import type { Slots } from "./slots.js";
+
+/** Writes one security-log event of this call (the call's contract fields are added). */
+export type CallLog = (event: string, fields: Record<string, unknown>, level?: "info" | "warn") => void;
+
+/** The host's parts that execution uses. */
+export interface ExecutionEnv {
+  /** real paths */
+  workspace: string;
+  home: string;
+  resolveHost: Resolver;
+  supervisor: Supervisor;
+  slots: Slots;
+  /** counts one denial by rule (metrics) */
+  denial(rule: string): void;
+}
+
+/** One authorized, admitted call, as execution sees it. */
+export interface ExecutionCall {
+  callId: string;
+  skill: LoadedSkill;
+  grant: Grant;
+  log: CallLog;
+  /** the policy version's content filters (request bodies of ctx.fetch) */
+  filter(stage: FilterStage, value: unknown, log: CallLog): FilterResult;
+}
+
+/** The per-call ${tmp} folder: created only when the grant can use it, removed when the call's attempts end. */
+export interface CallTmp {
+  dir: string;
+  remove(): void;
+}
+
+export function callTmp(call: ExecutionCall): CallTmp {
+  const { grant } = call;
+  // ${tmp} exists when the skill declares needs in it or may run processes (their HOME and default cwd).
+  const usesTmp = grant.files.some((r) => r.pattern.startsWith(TMP_PLACEHOLDER)) || grant.process.length > 0;
+  if (!usesTmp) return { dir: join(tmpdir(), `skillbox-none-${call.callId}`), remove: () => undefined };
+  return freshTmp();
+}
+
+export function freshTmp(): CallTmp {
+  const dir = realpathSync.native(mkdtempSync(join(tmpdir(), "skillbox-")));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** What every capability scope of one attempt shares: grant, deadline, logging. */
+export function scopeBase(env: ExecutionEnv, call: ExecutionCall, attempt: number, tmpDir: string, children: Set<ChildProcess>) {
+  const { grant, log } = call;
+  return {
+    grant,
+    workspace: env.workspace,
+    tmpDir,
+    deadline: performance.now() + grant.limits.timeoutMs,
+    resolve: env.resolveHost,
+    children,
+    record: (op: string, target: string, d: Decision, extra?: Record<string, unknown>) => {
+      const inTmp = op.startsWith("fs.") && (target === tmpDir || target.startsWith(tmpDir + "/"));
+      if (!d.allowed) env.denial(d.rule);
+      log("capability", { attempt, op, target, decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : { reason: d.reason }), ...(inTmp ? { tmp: true } : {}), ...extra }, d.allowed ? "info" : "warn");
+    },
+    logExec: (fields: Record<string, unknown>) => log("process.exec", { attempt, ...fields }, fields["decision"] === "allow" ? "info" : "warn"),
+  };
+}
