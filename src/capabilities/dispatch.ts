@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { CapabilityFailure, PermissionDenied } from "./errors.js";
 import * as fs from "./fs.js";
 import type { FsScope } from "./fs.js";
@@ -60,6 +61,8 @@ async function perform(scope: CapabilityScope, op: string, args: unknown[]): Pro
       scope.log(String(args[0]), String(args[1]).slice(0, 2000), args[2] ?? null);
       return null;
     }
+    case "sleep":
+      return sleep(scope, args[0]);
     case "fetch":
       return fetchCapability(scope, args[0], args[1]);
     case "exec":
@@ -67,4 +70,15 @@ async function perform(scope: CapabilityScope, op: string, args: unknown[]): Pro
     default:
       throw new CapabilityFailure(`unknown capability "${op}"`);
   }
+}
+
+/**
+ * The prelude's setTimeout: answered after `ms`. A wait that reaches past the attempt's deadline
+ * is answered only after it, so the attempt ends as E_TIMEOUT and the host holds no timer longer.
+ */
+function sleep(scope: CapabilityScope, ms: unknown): Promise<null> {
+  const wanted = typeof ms === "number" && Number.isFinite(ms) && ms > 0 ? ms : 0;
+  const left = Math.max(0, scope.deadline - performance.now());
+  const waitMs = wanted < left ? wanted : left + 100;
+  return new Promise((resolve) => setTimeout(() => resolve(null), waitMs).unref());
 }

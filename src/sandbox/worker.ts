@@ -11,6 +11,7 @@
 import { readFileSync } from "node:fs";
 import { posix } from "node:path";
 import ivm from "isolated-vm";
+import { intrinsic } from "./intrinsics.js";
 import type { FromWorker, RunOutcome, RunRequest, SkillCode, ToWorker } from "./protocol.js";
 
 const PRELUDE_SOURCE = readFileSync(new URL("../../../sandbox/prelude.js", import.meta.url), "utf8");
@@ -146,7 +147,9 @@ async function prepare(code: Code, memoryMb: number, timeoutMs: number): Promise
     const produced = (preludeScript as ivm.Script & ivm.CachedDataResult).cachedData;
     if (!preludeCachedData && produced) preludeCachedData = produced;
     const preludeFn = preludeScript.runSync(context, { reference: true, timeout: 1000 }) as ivm.Reference;
-    const api = preludeFn.applySync(undefined, [send], { result: { reference: true }, timeout: 1000 }) as ivm.Reference<{ invoke: unknown; deliver: unknown }>;
+    // `intrinsic`: random bytes and URL parsing for the prelude's web globals (strings only).
+    const helpers = new ivm.Callback(intrinsic, { sync: true });
+    const api = preludeFn.applySync(undefined, [send, helpers], { result: { reference: true }, timeout: 1000 }) as ivm.Reference<{ invoke: unknown; deliver: unknown }>;
     preludeFn.release();
     const invoke = api.getSync("invoke", { reference: true });
     deliver = api.getSync("deliver", { reference: true });

@@ -23,7 +23,7 @@ function serve(handler: (path: string) => { status: number; headers?: Record<str
 const PROBE = `export default async function (input, ctx) {
   try {
     const r = await ctx.fetch(input.url, input.init);
-    return { status: r.status, text: r.text, redirects: r.redirects, json: input.json ? r.json() : null };
+    return { status: r.status, text: r.text, redirects: r.redirects, json: input.json ? await r.json() : null };
   } catch (err) {
     if (input.swallow) return { swallowed: String(err.message), code: err.code ?? null };
     throw err;
