@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { SkillError, type SkillHost } from "../dist/src/index.js";
+import type { SkillError, SkillHost } from "../dist/src/index.js";
 import { fixture } from "./helpers.js";
 
 describe("embedding API", () => {

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadSkillDir, parseManifest, SkillError, ValidationError, type SkillHost } from "../../dist/src/index.js";
+import { loadSkillDir, parseManifest, SkillError, type ValidationError, type SkillHost } from "../../dist/src/index.js";
 import { fixture, writeSkill } from "../helpers.js";
 
 function issuesOf(text: string) {
