@@ -17,6 +17,9 @@ export interface AuditOptions {
   onError?: (message: string) => void;
 }
 
+/** Keys the log itself writes on every line. */
+const RESERVED_KEYS = new Set(["seq", "prev", "time", "level", "event", "msg"]);
+
 /** Paths pino removes before a line is written (and hashed). */
 const REDACT = [
   "headers.authorization", "headers.Authorization", "headers.cookie", "headers.Cookie",
@@ -93,10 +96,16 @@ export class AuditLog {
     }
   }
 
-  /** Writes one event. Never throws. */
-  event(name: string, fields: Record<string, unknown>, level: "info" | "warn" | "error" = "info"): void {
+  /**
+   * Writes one event. Never throws. The line's own keys (seq, prev, time, level, event) are the
+   * log's: a field of that name is dropped, so each key appears once and its value is the host's.
+   * Anything a skill supplies travels nested (skill.log puts the skill's fields under `fields`).
+   */
+  event(name: string, fields: Record<string, unknown>, level: string = "info"): void {
     try {
-      this.logger[level]({ event: name, ...fields });
+      const body: Record<string, unknown> = { event: name };
+      for (const k of Object.keys(fields)) if (!RESERVED_KEYS.has(k)) body[k] = fields[k];
+      this.logger[level === "warn" || level === "error" ? level : "info"](body);
     } catch (err) {
       this.failedEarly++;
       this.fail(err as Error);

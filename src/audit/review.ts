@@ -3,7 +3,7 @@
 export type AuditEvent = Record<string, unknown> & { event?: string; time?: string };
 
 export interface Flag {
-  kind: "write-outside-tmp" | "delete" | "process" | "new-host" | "repeated-denials";
+  kind: "write-outside-tmp" | "delete" | "process" | "new-host" | "repeated-denials" | "unfinished";
   skill: string;
   target: string;
   time: string;
@@ -85,8 +85,11 @@ export function reviewEvents(events: AuditEvent[], options: { since?: number; se
       if (d) d.count++;
       else s.denials.push({ op, target, rule, count: 1 });
     };
+    const open = new Map<string, AuditEvent>(); // callId -> its call.start, until its call.end
     for (const e of list) {
       const s = sk(String(e["skill"] ?? "?"));
+      if (e.event === "call.start") open.set(String(e["callId"]), e);
+      else if (e.event === "call.end") open.delete(String(e["callId"]));
       switch (e.event) {
         case "call.end": {
           s.calls++;
@@ -138,6 +141,7 @@ export function reviewEvents(events: AuditEvent[], options: { since?: number; se
           break;
       }
     }
+    for (const e of open.values()) flag("unfinished", e, `call ${String(e["callId"])}`);
     for (const s of skills.values()) {
       if (s.denialEvents >= REPEATED_DENIALS) flags.push({ kind: "repeated-denials", skill: s.skill, target: `${s.denialEvents} refusals`, time: String(list.at(-1)?.time), callId: "" });
     }
@@ -158,6 +162,8 @@ export interface AuditStats {
   calls: { skill: string; outcome: string; count: number; p50Ms: number; p95Ms: number; p99Ms: number }[];
   denials: { rule: string; count: number }[];
   events: number;
+  /** calls with a call.start and no call.end: still running, or their end was lost or removed */
+  unfinished: { callId: string; skill: string; time: string }[];
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -168,8 +174,11 @@ export function percentile(sorted: number[], p: number): number {
 export function statsOf(events: AuditEvent[]): AuditStats {
   const durations = new Map<string, number[]>();
   const denials = new Map<string, number>();
+  const open = new Map<string, AuditEvent>();
   for (const e of events) {
+    if (e.event === "call.start") open.set(String(e["callId"]), e);
     if (e.event === "call.end") {
+      open.delete(String(e["callId"]));
       const k = `${e["skill"]}\0${e["outcome"] === "ok" ? "ok" : e["code"]}`;
       let d = durations.get(k);
       if (!d) durations.set(k, (d = []));
@@ -190,5 +199,6 @@ export function statsOf(events: AuditEvent[]): AuditStats {
       .sort((a, b) => a.skill.localeCompare(b.skill) || a.outcome.localeCompare(b.outcome)),
     denials: [...denials].map(([rule, count]) => ({ rule, count })).sort((a, b) => b.count - a.count),
     events: events.length,
+    unfinished: [...open.values()].map((e) => ({ callId: String(e["callId"]), skill: String(e["skill"]), time: String(e.time ?? "") })),
   };
 }

@@ -20,6 +20,7 @@ Usage:
   skillbox validate [PATH...]          manifests, skill folders and policy files
   skillbox tools --format mcp|openai|anthropic [--trust LEVEL] [--skills DIR] [--policy FILE]
   skillbox audit verify|tail|review|stats [--audit FILE | --postgres URL [--table T]] [-n N] [-f] [--since DURATION] [--session ID] [--json]
+                       [--key-env NAME] [--anchor FILE] [--public-key KEY]   the chain key (default $SKILLBOX_AUDIT_KEY), head anchor, checkpoint key
   skillbox approvals list [--json] | approve ID [--reason T] | deny ID [--reason T]   [--state DIR] [--audit FILE]
   skillbox policy test [FILE] [--skills DIR] | diff A B [--json]   A and B: files, or versions kept in --state
   skillbox sign DIR [--key FILE] [--key-id NAME]   sign a skill folder (Ed25519 PEM key, or a shared HMAC secret)

@@ -14,6 +14,7 @@ const FLAG_TEXT: Record<string, string> = {
   process: "ran a process",
   "new-host": "contacted a host first seen this session",
   "repeated-denials": "was denied repeatedly",
+  unfinished: "started a call that never ended (still running, or its end was lost)",
 };
 
 export function renderReview(sessions: SessionReview[]): string[] {
@@ -54,6 +55,7 @@ export function renderStats(s: AuditStats, writeFailures?: number): string[] {
     "",
     ...(s.denials.length ? table(["denied by rule", "times"], s.denials.map((d) => [d.rule, d.count])) : ["no denials"]),
     "",
+    ...(s.unfinished.length ? [`⚑ ${s.unfinished.length} call(s) started and never ended (still running, or their end was lost):`, ...s.unfinished.slice(0, 20).map((u) => `  ${u.time.replace("T", " ").slice(0, 19)}  ${u.callId}  ${u.skill}`), ...(s.unfinished.length > 20 ? [`  … and ${s.unfinished.length - 20} more`] : []), ""] : []),
     `${s.events} events${writeFailures === undefined ? "" : `, ${writeFailures} log write failures`}`,
   ];
 }

@@ -29,7 +29,7 @@ export async function runAttempt(env: ExecutionEnv, call: ExecutionCall, inputJs
       const f = call.filter("request", body, log);
       return f.blocked ? { blocked: f.blocked } : { body: String(f.value) };
     },
-    log: (level, message, fields) => log("skill.log", { attempt, level, message, fields: capJson(fields) }),
+    log: (level, message, fields) => log("skill.log", { attempt, message, fields: capJson(fields) }, level === "warn" || level === "error" ? level : "info"),
     denied: (err) => {
       denied ??= err;
       cancel();

@@ -17,7 +17,7 @@ import type { Supervisor } from "../sandbox/supervisor.js";
 import type { Slots } from "./slots.js";
 
 /** Writes one security-log event of this call (the call's contract fields are added). */
-export type CallLog = (event: string, fields: Record<string, unknown>, level?: "info" | "warn") => void;
+export type CallLog = (event: string, fields: Record<string, unknown>, level?: "info" | "warn" | "error") => void;
 
 /** The host's parts that execution uses. */
 export interface ExecutionEnv {
