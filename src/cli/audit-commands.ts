@@ -2,6 +2,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { resolve } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { readAnchor } from "../audit/anchor.js";
+import { AUDIT_KEY_ENV } from "../config/options.js";
 import { ed25519PublicKey } from "../audit/chain.js";
 import { readPgLines } from "../audit/pg-sink.js";
 import { parseDuration, reviewEvents, statsOf, type AuditEvent } from "../audit/review.js";
@@ -56,7 +57,7 @@ export async function cmdAudit(args: string[], io: Out): Promise<number> {
 
 /** The keys the writer used: the HMAC key from SKILLBOX_AUDIT_KEY (or --key-env NAME), the anchor, the checkpoint public key. */
 function chainKeys(values: { "key-env"?: string | undefined; anchor?: string | undefined; "public-key"?: string | undefined }): VerifyOptions {
-  const envName = values["key-env"] ?? "SKILLBOX_AUDIT_KEY";
+  const envName = values["key-env"] ?? AUDIT_KEY_ENV;
   const key = process.env[envName];
   if (values["key-env"] !== undefined && !key) throw new UsageError(`skillbox audit: --key-env ${envName}: that environment variable is not set`);
   const options: VerifyOptions = { key: key || undefined };
