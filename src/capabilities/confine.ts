@@ -9,8 +9,7 @@ import { delimiter, isAbsolute, join } from "node:path";
  * (ctx.exec, fallback commands) and reusable for the sandbox's worker processes.
  */
 
-/** How the policy wants spawned processes confined. */
-export type SandboxMode = "auto" | "required" | "off";
+export type { SandboxMode } from "../policy/load.js";
 
 export type BwrapStatus = { available: true; path: string } | { available: false; reason: string };
 

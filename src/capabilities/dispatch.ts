@@ -12,6 +12,10 @@ export interface CapabilityScope extends FsScope, NetScope, ExecScope {
   denied(err: PermissionDenied): void;
 }
 
+/** Capability requests one attempt may have outstanding at once; more are refused at once, without I/O. */
+export const MAX_OUTSTANDING_REQUESTS = 16;
+const outstanding = new WeakMap<CapabilityScope, number>();
+
 type Reply = { ok: true; value: unknown } | { ok: false; error: { code: string; message: string; retryable: boolean } };
 
 /**
@@ -20,6 +24,11 @@ type Reply = { ok: true; value: unknown } | { ok: false; error: { code: string; 
  */
 export async function dispatch(scope: CapabilityScope, op: string, argsJson: string): Promise<string> {
   let reply: Reply;
+  const inFlight = outstanding.get(scope) ?? 0;
+  if (inFlight >= MAX_OUTSTANDING_REQUESTS) {
+    return JSON.stringify({ ok: false, error: { code: "E_SKILL_ERROR", message: `${op} refused: ${MAX_OUTSTANDING_REQUESTS} capability requests of this attempt are still in flight; await them first`, retryable: false } } satisfies Reply);
+  }
+  outstanding.set(scope, inFlight + 1);
   try {
     const args = parseArgs(argsJson);
     reply = { ok: true, value: await perform(scope, op, args) };
@@ -32,6 +41,8 @@ export async function dispatch(scope: CapabilityScope, op: string, argsJson: str
     } else {
       reply = { ok: false, error: { code: "E_SKILL_ERROR", message: `${op} failed: ${(err as Error).message}`, retryable: false } };
     }
+  } finally {
+    outstanding.set(scope, (outstanding.get(scope) ?? 1) - 1);
   }
   return JSON.stringify(reply);
 }

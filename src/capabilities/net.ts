@@ -12,7 +12,8 @@ export const MAX_REQUEST_BYTES = 1024 * 1024;
 export const MAX_RESPONSE_BYTES = 5 * 1024 * 1024;
 export const MAX_REDIRECTS = 5;
 const FORBIDDEN_HEADERS = new Set(["host", "connection", "content-length", "transfer-encoding", "upgrade", "te", "trailer", "keep-alive", "proxy-authorization", "proxy-connection", "expect"]);
-const CREDENTIAL_HEADERS = ["authorization", "cookie"];
+/** CORS-safelisted request headers: the only ones a redirect to another origin carries on (no custom credentials such as x-api-key). */
+const SAFELISTED_HEADERS = new Set(["accept", "accept-language", "content-language", "content-type"]);
 
 /** Resolves a host name to its addresses, once per request. Injectable for tests and custom DNS. */
 export type Resolver = (hostname: string) => Promise<string[]>;
@@ -192,8 +193,8 @@ export async function fetchCapability(scope: NetScope, rawUrl: unknown, rawInit:
         method = "GET";
         body = undefined;
       }
-      // Credentials never follow a redirect to another origin.
-      if (next.origin !== url.origin) headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !CREDENTIAL_HEADERS.includes(k)));
+      // Credentials never follow a redirect to another origin: only CORS-safelisted headers go on.
+      if (next.origin !== url.origin) headers = Object.fromEntries(Object.entries(headers).filter(([k]) => SAFELISTED_HEADERS.has(k) && !(k === "content-type" && body === undefined)));
       url = next;
       continue;
     }

@@ -1,14 +1,18 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants, realpathSync, statSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
-import type { Grant } from "../policy/model.js";
+import { isAbsolute, join } from "node:path";
 import { checkFileAccess } from "../policy/check.js";
-import type { Decision } from "../policy/model.js";
+import type { Decision, Grant } from "../policy/model.js";
 import { checkProcess } from "../policy/process.js";
+import { BWRAP_INSTALL_HINT, bwrapArgs, detectBwrap, type DetectOptions, type SandboxMode } from "./confine.js";
 import { CapabilityFailure, PermissionDenied } from "./errors.js";
+import { resolvePath, type ResolvedPath } from "./paths.js";
+import { buildView } from "./view.js";
 
 export const MAX_OUTPUT_BYTES = 1024 * 1024;
 const MAX_ARGS = 256;
+/** How long output is still collected after an unconfined child exited while something else holds its pipes. */
+const EXIT_DRAIN_MS = 250;
 
 export interface ExecScope {
   grant: Grant;
@@ -20,6 +24,8 @@ export interface ExecScope {
   record(op: string, target: string, decision: Decision, extra?: Record<string, unknown>): void;
   /** one `process.exec` event per run or refusal */
   logExec(fields: Record<string, unknown>): void;
+  /** overrides the grant's sandbox mode, or says where to find bwrap */
+  sandbox?: Partial<SandboxSetting>;
 }
 
 export interface ExecResult {
@@ -62,9 +68,25 @@ function killGroup(child: ChildProcess): void {
   }
 }
 
-/** ctx.exec and fallback.command: checked, resolved, run without a shell in its own process group. */
+/** How spawned processes are confined (the policy's `process.sandbox`), and where to look for bwrap. */
+export interface SandboxSetting {
+  mode: SandboxMode;
+  detect?: DetectOptions;
+}
+
+/** Whether this exec runs under bwrap, runs unconfined, or must be refused (`required` without a working bwrap). */
+export async function sandboxFor(setting: SandboxSetting | undefined): Promise<{ kind: "bwrap"; path: string } | { kind: "none"; reason: string } | { kind: "refuse"; reason: string }> {
+  const mode = setting?.mode ?? "auto";
+  if (mode === "off") return { kind: "none", reason: "the policy turns the sandbox off (process.sandbox: off)" };
+  const s = await detectBwrap(setting?.detect);
+  if (s.available) return { kind: "bwrap", path: s.path };
+  if (mode === "required") return { kind: "refuse", reason: `the policy requires a sandbox for processes (process.sandbox: required) and none is available: ${s.reason}; ${BWRAP_INSTALL_HINT}` };
+  return { kind: "none", reason: s.reason };
+}
+
+/** ctx.exec and fallback.command: checked, resolved, confined, run without a shell in its own process group. */
 export async function execCapability(scope: ExecScope, rawCommand: unknown, rawArgs: unknown, rawOptions: unknown): Promise<ExecResult> {
-  if (typeof rawCommand !== "string" || rawCommand.length === 0 || rawCommand.includes("\0")) throw new CapabilityFailure("exec: command must be a non-empty string");
+  if (typeof rawCommand !== "string" || rawCommand.length === 0 || rawCommand.length > 4096 || rawCommand.includes("\0")) throw new CapabilityFailure("exec: command must be a non-empty string");
   if (!Array.isArray(rawArgs) || rawArgs.length > MAX_ARGS || !rawArgs.every((a) => typeof a === "string" && !a.includes("\0") && a.length <= 65536)) {
     throw new CapabilityFailure(`exec: args must be an array of at most ${MAX_ARGS} strings without NUL bytes`);
   }
@@ -72,40 +94,52 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   const args = rawArgs as string[];
   const opts = (rawOptions ?? {}) as { cwd?: unknown; stdin?: unknown; timeoutMs?: unknown };
   const target = [command, ...args].join(" ");
+  const sandbox = await sandboxFor({ mode: scope.grant.sandbox, ...scope.sandbox });
+  const sandboxName = sandbox.kind === "bwrap" ? "bwrap" : "none";
   const refuse: (d: Extract<Decision, { allowed: false }>) => never = (d) => {
     scope.record("exec", target, d);
-    scope.logExec({ command, args, decision: "deny", rule: d.rule, reason: d.reason });
+    scope.logExec({ command, args, decision: "deny", rule: d.rule, reason: d.reason, sandbox: sandboxName });
     throw new PermissionDenied("exec", target, d);
   };
-
-  const decision = checkProcess(scope.grant, command, args);
-  if (!decision.allowed) refuse(decision);
-  const resolved = resolveCommand(command, scope.grant.binPath);
-  if (!resolved) refuse({ allowed: false, rule: "bin-path", reason: `${command} was not found as an executable ${isAbsolute(command) ? "file" : `in the policy's bin path (${scope.grant.binPath.join(":")})`}` });
 
   // The working folder must lie inside the granted files area (or the call's tmp folder).
   let cwd = scope.tmpDir;
   if (opts.cwd !== undefined) {
-    if (typeof opts.cwd !== "string" || opts.cwd.includes("\0")) throw new CapabilityFailure("exec: cwd must be a string");
-    let real: string;
-    try {
-      real = realpathSync.native(resolve(scope.workspace, opts.cwd));
-    } catch {
-      throw new CapabilityFailure(`exec: cwd ${opts.cwd} does not exist`);
-    }
-    const d = checkFileAccess(scope.grant, real, "list", scope.tmpDir);
-    if (!d.allowed) refuse({ allowed: false, rule: d.rule, reason: `working folder ${real}: ${d.reason}` });
-    cwd = real;
+    if (typeof opts.cwd !== "string" || opts.cwd.length === 0 || opts.cwd.includes("\0")) throw new CapabilityFailure("exec: cwd must be a non-empty string");
+    const t = await resolvePath(opts.cwd, scope.workspace);
+    const d = checkFileAccess(scope.grant, t.real, "list", scope.tmpDir, t.lexical);
+    if (!d.allowed) refuse({ allowed: false, rule: d.rule, reason: `working folder ${t.lexical}: ${d.reason}` });
+    if (!t.exists) throw new CapabilityFailure(`exec: cwd ${t.lexical} does not exist`);
+    cwd = t.real;
   }
+  // Path arguments are resolved (against the working folder, symlinks followed) before the check.
+  const resolved = new Map<string, ResolvedPath>();
+  for (const a of new Set(args)) if (a.length > 0 && !a.startsWith("-") && a.length <= 4096) resolved.set(a, await resolvePath(a, cwd));
+  const decision = checkProcess(scope.grant, command, args, {
+    tmpDir: scope.tmpDir,
+    resolvePath: (a) => resolved.get(a) ?? { lexical: a, real: a },
+  });
+  if (!decision.allowed) refuse(decision);
+  const executable = resolveCommand(command, scope.grant.binPath);
+  if (!executable) refuse({ allowed: false, rule: "bin-path", reason: `${command} was not found as an executable ${isAbsolute(command) ? "file" : `in the policy's bin path (${scope.grant.binPath.join(":")})`}` });
+  if (sandbox.kind === "refuse") refuse({ allowed: false, rule: "sandbox:required", reason: sandbox.reason });
+
   const stdin = opts.stdin === undefined ? undefined : String(opts.stdin);
   if (stdin !== undefined && Buffer.byteLength(stdin) > MAX_OUTPUT_BYTES) throw new CapabilityFailure(`exec: stdin is larger than ${MAX_OUTPUT_BYTES} bytes`);
+  let file = executable;
+  let argv = args;
+  if (sandbox.kind === "bwrap") {
+    const view = await buildView({ grant: scope.grant, tmpDir: scope.tmpDir, cwd, executable, paths: decision.paths, network: decision.network });
+    file = sandbox.path;
+    argv = [...bwrapArgs(view), "--", executable, ...args];
+  }
   const left = scope.deadline - performance.now();
   if (left <= 0) throw new CapabilityFailure("exec: no time left in this attempt", true);
   const timeoutMs = Math.max(1, Math.min(left, typeof opts.timeoutMs === "number" && opts.timeoutMs > 0 ? opts.timeoutMs : left));
   scope.record("exec", target, decision);
 
   const started = performance.now();
-  const child = spawn(resolved, args, {
+  const child = spawn(file, argv, {
     cwd,
     shell: false,
     detached: true, // its own process group, so the whole group can be killed
@@ -139,18 +173,30 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
     timedOut = true;
     killGroup(child);
   }, timeoutMs);
+  let drain: NodeJS.Timeout | undefined;
   const result = await new Promise<ExecResult>((resolveRun) => {
+    const finish = (code: number | null, signal: NodeJS.Signals | null) =>
+      resolveRun({ exitCode: code, signal, stdout: out(), stderr: err(), durationMs: Math.round((performance.now() - started) * 1000) / 1000, truncated, timedOut });
     child.on("error", (e) => {
       resolveRun({ exitCode: null, signal: null, stdout: "", stderr: e.message, durationMs: performance.now() - started, truncated, timedOut });
     });
-    child.on("close", (code, signal) => {
-      resolveRun({ exitCode: code, signal, stdout: out(), stderr: err(), durationMs: Math.round((performance.now() - started) * 1000) / 1000, truncated, timedOut });
+    child.on("close", finish);
+    // Unconfined, a descendant that left the process group (setsid) may hold the pipes open after the
+    // child is gone: the output is what arrived shortly after the exit, and the call goes on.
+    child.on("exit", (code, signal) => {
+      killGroup(child);
+      drain = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        finish(code, signal);
+      }, EXIT_DRAIN_MS);
     });
   });
   clearTimeout(timer);
+  if (drain) clearTimeout(drain);
   killGroup(child); // anything the child left running in its group
   scope.children.delete(child);
-  scope.logExec({ command, resolved, args, cwd, decision: "allow", rule: decision.rule, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, truncated, timedOut });
+  scope.logExec({ command, resolved: executable, args, cwd, decision: "allow", rule: decision.rule, sandbox: sandboxName, network: sandboxName === "bwrap" ? decision.network : true, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, truncated, timedOut });
   return result;
 }
 

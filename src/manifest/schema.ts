@@ -36,10 +36,23 @@ export const networkRuleSchema = z.strictObject({
   scheme: z.enum(["https", "http"]).optional().describe("https unless stated"),
 });
 
+/**
+ * One argument pattern: a glob (`*` and `?` stop at `/`, `**` does not; an argument with a `..`
+ * segment never matches a glob), a `/regex/`, or a path argument checked like a ctx.fs access.
+ */
+export const argPatternSchema = z.union([
+  z.string().max(4096).refine(knownVars, "uses an unknown variable; known: ${workspace}, ${home}, ${skill}, ${tmp}"),
+  z.strictObject({
+    path: filePathSchema.describe("glob over the argument resolved against the working folder (absolute, normalized, symlink-resolved)"),
+    access: z.array(z.enum(FILE_ACCESS)).min(1).describe("what the process does with that path: read | write | create | delete | list"),
+  }),
+]);
+
 export const processRuleSchema = z.strictObject({
   command: z.string().min(1).max(4096).refine(noNul, "must not contain NUL bytes")
     .refine((c) => c.startsWith("/") || !c.includes("/"), "must be a bare name (resolved through the policy's bin path) or an absolute path"),
-  args: z.array(z.string().max(4096)).optional().describe("each argument must match one pattern (glob or /regex/); none: no arguments"),
+  args: z.array(argPatternSchema).optional().describe("each argument must match one pattern (glob or /regex/, or { path, access }); none: no arguments"),
+  network: z.boolean().optional().describe("the process may use the network (only where the trust level's ceiling says so too); default false"),
 });
 
 export const permissionsSchema = z.strictObject({
@@ -107,6 +120,7 @@ export type Permissions = z.infer<typeof permissionsSchema>;
 export type FileRule = z.infer<typeof fileRuleSchema>;
 export type NetworkRule = z.infer<typeof networkRuleSchema>;
 export type ProcessRule = z.infer<typeof processRuleSchema>;
+export type ArgPattern = z.infer<typeof argPatternSchema>;
 export type Limits = z.infer<typeof limitsSchema>;
 export type RetryOptions = z.infer<typeof retrySchema>;
 

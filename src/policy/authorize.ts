@@ -1,7 +1,9 @@
-import type { FileAccess, Manifest, NetworkRule, ProcessRule } from "../manifest/schema.js";
+import type { ArgPattern, FileAccess, Manifest, NetworkRule, ProcessRule } from "../manifest/schema.js";
 import { expandVars, type PathVars } from "../util/vars.js";
 import type { AuthorizeResult, Policy, TrustLevel, UncoveredNeed } from "./model.js";
+import { EMPTY_CONTROL_PLANE, type ControlPlane } from "./control-plane.js";
 import { networkCovers, normalizeHost } from "./network.js";
+import { describeProcessRule, isRegexPattern } from "./process.js";
 import { compileFileRule, compileGlob, denyCoversNeed, globCovers, TMP_PLACEHOLDER, type CompiledFileRule } from "./match.js";
 
 export type { AuthorizeResult, Grant, UncoveredNeed } from "./model.js";
@@ -11,6 +13,8 @@ export interface AuthorizeContext {
   policy: Policy;
   /** workspace and home (real paths); `skill` is the skill's real folder */
   vars: PathVars;
+  /** the host's control plane; @default none (pure policy tooling such as self-tests) */
+  controlPlane?: ControlPlane;
 }
 
 /**
@@ -56,8 +60,10 @@ export function authorize(manifest: Manifest, ctx: AuthorizeContext): AuthorizeR
   }
 
   for (const rule of manifest.permissions.process) {
-    if (!ceiling.process.some((c) => processCovers(c, rule))) {
-      needs.push({ kind: "process", target: [rule.command, ...(rule.args ?? [])].join(" "), reason: `${level} allows ${ceiling.process.length ? "only " + ceiling.process.map((c) => c.command).join(", ") : "no processes"}` });
+    if (!ceiling.process.some((c) => processCovers(c, rule, vars))) {
+      const same = ceiling.process.filter((c) => c.command === rule.command);
+      const why = same.length ? `only ${same.map(describeProcessRule).join("; ")}${rule.network ? " (network only where a rule says network: true)" : ""}` : ceiling.process.length ? "only " + ceiling.process.map((c) => c.command).join(", ") : "no processes";
+      needs.push({ kind: "process", target: describeProcessRule(rule), reason: `${level} allows ${why}` });
     }
   }
 
@@ -85,6 +91,9 @@ export function authorize(manifest: Manifest, ctx: AuthorizeContext): AuthorizeR
       process: manifest.permissions.process,
       ceilingProcess: ceiling.process,
       binPath: policy.binPath,
+      sandbox: policy.process.sandbox,
+      controlPlane: ctx.controlPlane ?? EMPTY_CONTROL_PLANE,
+      vars: { ...ctx.vars },
       limits: {
         memoryMb: lim.memoryMb ?? ceiling.limits.memoryMb,
         timeoutMs: lim.timeoutMs ?? ceiling.limits.timeoutMs,
@@ -112,10 +121,31 @@ function describeNetwork(r: NetworkRule): string {
   return `${r.scheme ?? "https"}://${r.host}${r.port ? ":" + r.port : ""}${r.methods ? " [" + r.methods.join(",") + "]" : ""}`;
 }
 
-const ANY_ARG = new Set(["*", "**", "/.*/", "/^.*$/"]);
+const ANY_ARG = new Set(["**", "/.*/", "/^.*$/", "/[^]*/", "/^[^]*$/"]);
 
-export function processCovers(c: ProcessRule, n: ProcessRule): boolean {
+/** Whether a ceiling argument pattern allows everything a needed one does (conservative: unsure means no). */
+function argCovers(c: ArgPattern, n: ArgPattern, vars: PathVars): boolean {
+  if (typeof c === "string" && ANY_ARG.has(c)) return true;
+  if (typeof c === "string" && typeof n === "string") {
+    if (c === n) return true;
+    // `*` takes any argument without a `/`: a literal or a glob whose wildcards cannot produce one
+    return c === "*" && !isRegexPattern(n) && !n.includes("/") && !n.includes("**") && !n.includes("${");
+  }
+  if (typeof c === "object" && typeof n === "object") {
+    if (!n.access.every((a) => c.access.includes(a))) return false;
+    try {
+      const v = { ...vars, tmp: TMP_PLACEHOLDER };
+      return globCovers(expandVars(c.path, v), expandVars(n.path, v));
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+export function processCovers(c: ProcessRule, n: ProcessRule, vars: PathVars = { workspace: "/nonexistent-workspace", home: "/nonexistent-home" }): boolean {
   if (c.command !== n.command) return false;
+  if (n.network === true && c.network !== true) return false;
   const cArgs = c.args ?? [];
-  return (n.args ?? []).every((a) => cArgs.includes(a) || cArgs.some((x) => ANY_ARG.has(x)));
+  return (n.args ?? []).every((a) => cArgs.some((x) => argCovers(x, a, vars)));
 }

@@ -10,7 +10,7 @@ import { DEFAULT_CEILINGS, DEFAULT_DENY, TRUST_LEVELS } from "./trust.js";
 
 export const DEFAULT_BIN_PATH = ["/usr/local/bin", "/usr/bin", "/bin"];
 
-export type { Policy } from "./model.js";
+export type { Policy, SandboxMode } from "./model.js";
 
 export function builtinPolicy(): Policy {
   return {
@@ -19,6 +19,7 @@ export function builtinPolicy(): Policy {
     ceilings: structuredClone(DEFAULT_CEILINGS),
     deny: { files: [...DEFAULT_DENY.files], network: [...DEFAULT_DENY.network] },
     binPath: [...DEFAULT_BIN_PATH],
+    process: { sandbox: "auto" },
     audit: { failMode: "open", redact: [] },
     rules: { rateLimits: [], concurrency: undefined, windows: [], filters: { presets: [], rules: [] }, approvals: [], signing: undefined, expect: [] },
     text: "",
@@ -66,6 +67,7 @@ export function parsePolicy(text: string, file: string): Policy {
   base.deny.files.push(...(p.deny?.files ?? []));
   base.deny.network.push(...(p.deny?.network ?? []));
   if (p.binPath) base.binPath = p.binPath;
+  base.process = { sandbox: p.process?.sandbox ?? "auto" };
   base.audit = { failMode: p.audit?.failMode ?? "open", redact: p.audit?.redact ?? [] };
   base.rules = {
     rateLimits: p.rateLimits ?? [],

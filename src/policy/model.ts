@@ -6,6 +6,11 @@
 import type { FileRule, NetworkRule, ProcessRule } from "../manifest/schema.js";
 import type { ApprovalRule, ExpectCase, FilterRule, RateLimitRule, SigningRules, WindowRule } from "./schema.js";
 import type { CompiledFileRule } from "./match.js";
+import type { ControlPlane } from "./control-plane.js";
+import type { PathVars } from "../util/vars.js";
+
+/** How processes started by skills are confined: bubblewrap where it works (auto), always (required), never (off). */
+export type SandboxMode = "auto" | "required" | "off";
 
 /** Trust levels, lowest first (the runtime list is TRUST_LEVELS in trust.ts). */
 export type TrustLevel = "untrusted" | "user-verified" | "trusted" | "system";
@@ -32,6 +37,8 @@ export interface Policy {
   ceilings: Record<TrustLevel, Ceiling>;
   deny: { files: string[]; network: string[] };
   binPath: string[];
+  /** how processes started by skills are confined */
+  process: { sandbox: SandboxMode };
   audit: { failMode: "open" | "closed"; redact: string[] };
   /** the policy engine's rules (every section optional) */
   rules: {
@@ -72,6 +79,12 @@ export interface Grant {
   ceilingProcess: ProcessRule[];
   binPath: string[];
   limits: CeilingLimits;
+  /** how the processes this grant allows are confined (the policy's process.sandbox) */
+  sandbox: SandboxMode;
+  /** paths no skill may change (or, for some, see), cut out of every access this grant allows */
+  controlPlane: ControlPlane;
+  /** values of ${workspace}, ${home}, ${skill} for patterns expanded at check time (process arguments) */
+  vars: PathVars;
 }
 
 export type AuthorizeResult = { ok: true; grant: Grant } | { ok: false; needs: UncoveredNeed[] };

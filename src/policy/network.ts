@@ -4,12 +4,22 @@ import type { Decision, Grant } from "./model.js";
 
 export type Address = ipaddr.IPv4 | ipaddr.IPv6;
 
-/** Parses an IP literal (brackets allowed); IPv4-mapped IPv6 becomes IPv4. undefined for names. */
+/**
+ * Parses an IP literal (brackets allowed). IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible
+ * (::a.b.c.d, e.g. ::7f00:1 for 127.0.0.1) IPv6 become the IPv4 address they carry, so they are
+ * classified and matched as that address. undefined for names.
+ */
 export function parseAddress(text: string): Address | undefined {
   const bare = text.replace(/^\[|\]$/g, "");
   if (!ipaddr.isValid(bare)) return undefined;
   const addr = ipaddr.parse(bare);
-  return addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress() ? (addr as ipaddr.IPv6).toIPv4Address() : addr;
+  if (addr.kind() !== "ipv6") return addr;
+  const v6 = addr as ipaddr.IPv6;
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address();
+  const p = v6.parts;
+  // ::a.b.c.d (deprecated IPv4-compatible); :: and ::1 keep their IPv6 meaning
+  if (p.slice(0, 6).every((x) => x === 0) && (p[6] ?? 0) !== 0) return ipaddr.fromByteArray([p[6]! >> 8, p[6]! & 0xff, p[7]! >> 8, p[7]! & 0xff]);
+  return addr;
 }
 
 /** Public unicast only: loopback, private, link-local, unique-local, CGNAT, unspecified, multicast, reserved, 6to4/teredo are not. */

@@ -121,10 +121,19 @@ export const policySchema = z
       .optional(),
     approvals: z.array(approvalRuleSchema).optional(),
     signing: signingSchema.optional(),
+    process: z
+      .strictObject({
+        sandbox: z
+          .enum(["auto", "required", "off"])
+          .default("auto")
+          .describe("confine every process a skill starts with bubblewrap: auto (where bwrap works, else unconfined with a warning), required (refuse processes without it), off"),
+      })
+      .optional()
+      .describe("how processes started by skills (ctx.exec, fallback commands) are confined"),
     expect: z.array(expectSchema).optional(),
   })
   .superRefine((p, ctx) => {
-    const known = ["version", "trust", "deny", "binPath", "audit", "rateLimits", "concurrency", "windows", "filters", "approvals", "signing", "expect"];
+    const known = ["version", "trust", "deny", "binPath", "audit", "rateLimits", "concurrency", "windows", "filters", "approvals", "signing", "expect", "process"];
     for (const key of Object.keys(p)) {
       if (!known.includes(key)) ctx.addIssue({ code: "custom", path: [key], message: `unknown field "${key}" (known: ${known.join(", ")})` });
     }

@@ -14,7 +14,7 @@ function processState(pid: number): string {
 }
 
 const RULES = `
-    - { command: echo, args: ["*"] }
+    - { command: echo, args: ["**"] }
     - { command: git, args: ["log", "--oneline", "-n", "/^[0-9]{1,3}$/"] }
     - { command: env }
     - { command: sleep, args: ["/^[0-9]+$/"] }
@@ -38,9 +38,10 @@ describe("ctx.exec holds against shell, argument, PATH and environment attacks",
   const savedPath = process.env["PATH"];
   beforeAll(async () => {
     fx = fixture();
-    writeFileSync(join(fx.root, "policy.yaml"), `version: 1\ntrust:\n  trusted:\n    process:${RULES}\n`);
+    // unconfined (sandbox: off): these tests are about the spawn itself; confinement has its own file
+    writeFileSync(join(fx.root, "policy.yaml"), `version: 1\nprocess: { sandbox: "off" }\ntrust:\n  trusted:\n    process:${RULES}\n`);
     writeSkill(fx.skills, "runner", `permissions:\n  files:\n    - { path: "\${workspace}/**", access: [list] }\n  process:${RULES}\nlimits: { timeoutMs: 5000 }\n`, { "index.js": RUNNER });
-    writeSkill(fx.skills, "with-cmd-fallback", `permissions:\n  process:\n    - { command: echo, args: ["*"] }\nfallback: { command: ["echo", "cached for \${workspace}"] }\n`, { "index.js": "export default async () => { throw new Error('primary down'); };" });
+    writeSkill(fx.skills, "with-cmd-fallback", `permissions:\n  process:\n    - { command: echo, args: ["cached", "for", "\${workspace}"] }\nfallback: { command: ["echo", "cached", "for", "\${workspace}"] }\n`, { "index.js": "export default async () => { throw new Error('primary down'); };" });
     writeSkill(fx.skills, "bad-cmd-fallback", `fallback: { command: ["cat", "/etc/passwd"] }\n`, { "index.js": "export default async () => { throw new Error('primary down'); };" });
     // A fake git earlier on the host's PATH must never be picked.
     const fake = join(fx.root, "fakebin");
@@ -150,6 +151,7 @@ describe("ctx.exec holds against shell, argument, PATH and environment attacks",
     const r = await host.call("with-cmd-fallback", {}, { caller: { id: "t", trust: "trusted" } });
     expect(r.ok && r.output).toMatchObject({ exitCode: 0, stdout: `cached for ${fx.workspace}\n` });
     expect(r.fallback).toBe("echo cached for ${workspace}");
+    // the variable in the argument pattern expanded to this workspace only
     const bad = await host.call("bad-cmd-fallback", {}, { caller: { id: "t", trust: "trusted" } });
     expect(!bad.ok && bad.error.code).toBe("E_PERMISSION_DENIED");
   });

@@ -1,0 +1,162 @@
+import type { Dirent } from "node:fs";
+import { lstat, opendir, realpath } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { FileAccess } from "../manifest/schema.js";
+import type { Grant } from "../policy/authorize.js";
+import { checkFileAccess } from "../policy/check.js";
+import { controlPlaneObjection } from "../policy/control-plane.js";
+import { staticBase, TMP_PLACEHOLDER } from "../policy/match.js";
+import type { PathArgument } from "../policy/process.js";
+import { SYSTEM_PATHS, type Bind, type ConfineSpec, type Mask } from "./confine.js";
+import { CapabilityFailure } from "./errors.js";
+
+/** Most entries walked to find what must be hidden inside the folders a process sees. */
+export const MAX_VIEW_ENTRIES = 20_000;
+/** Most paths hidden or re-protected inside them (each is one mount). */
+export const MAX_VIEW_MOUNTS = 2_000;
+const MAX_VIEW_DEPTH = 32;
+
+const CHANGES: readonly FileAccess[] = ["write", "create", "delete"];
+
+function inside(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir === "/" ? "/" : dir + "/");
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function realOrUndefined(path: string): Promise<string | undefined> {
+  try {
+    return await realpath(path);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ViewRequest {
+  grant: Grant;
+  tmpDir: string;
+  cwd: string;
+  /** the resolved executable (shown read-only when it lies outside the system folders) */
+  executable: string;
+  paths: readonly PathArgument[];
+  network: boolean;
+}
+
+/**
+ * The file system a confined process sees: the system folders read-only, the call's ${tmp}
+ * read-write, every folder the skill's grant starts from with the grant's access, the path
+ * arguments it was allowed, and inside all of them nothing the grant refuses (deny rules,
+ * paths outside the rule's glob) and nothing of the control plane (hidden, or read-only).
+ */
+export async function buildView(req: ViewRequest): Promise<ConfineSpec> {
+  const { grant, tmpDir } = req;
+  const binds = new Map<string, boolean>();
+  const add = (path: string, write: boolean) => binds.set(path, (binds.get(path) ?? false) || write);
+  add(tmpDir, true);
+
+  for (const rule of grant.files) {
+    const pattern = rule.pattern;
+    if (inside(pattern, TMP_PLACEHOLDER)) continue;
+    const base = await realOrUndefined(staticBase(pattern) || "/");
+    if (base === undefined || base === "/") continue;
+    add(base, CHANGES.some((a) => rule.access.has(a)));
+  }
+  for (const p of req.paths) {
+    const write = p.access.some((a) => CHANGES.includes(a));
+    if (await exists(p.real)) add(p.real, write);
+    else {
+      const parent = await realOrUndefined(dirname(p.real));
+      if (parent !== undefined) add(parent, write);
+    }
+  }
+  if (![...binds.keys()].some((b) => inside(req.cwd, b))) add(req.cwd, false);
+  if (!SYSTEM_PATHS.some((s) => inside(req.executable, s)) && ![...binds.keys()].some((b) => inside(req.executable, b))) add(req.executable, false);
+  for (const dir of grant.binPath) {
+    const real = await realOrUndefined(dir);
+    if (real !== undefined && !SYSTEM_PATHS.some((s) => inside(real, s))) add(real, false);
+  }
+
+  // A control-plane path that does not exist yet cannot be covered by a mount: a writable folder
+  // that would hold it is shown read-only instead (it could otherwise be created from inside).
+  const missing: string[] = [];
+  for (const p of [...grant.controlPlane.protect, ...grant.controlPlane.hide]) if (!(await exists(p))) missing.push(p);
+  for (const [path, write] of binds) {
+    if (write && path !== tmpDir && missing.some((m) => inside(m, path) && m !== path)) binds.set(path, false);
+  }
+
+  const masks: Mask[] = [];
+  const readOnly: string[] = [];
+  const budget = { entries: 0 };
+  const pathArgs = new Set(req.paths.map((p) => p.real));
+  const ordered = [...binds.entries()].sort((a, b) => a[0].length - b[0].length);
+  for (const [root, write] of ordered) {
+    if (root === tmpDir || inside(root, "/proc")) continue;
+    const rootClass = classify(req, root, write, pathArgs, true);
+    if (rootClass === "mask") {
+      binds.delete(root);
+      continue;
+    }
+    if (rootClass === "readonly" && write) binds.set(root, false);
+    await walk(req, root, binds.get(root) ?? false, pathArgs, masks, readOnly, budget, 0);
+  }
+  return {
+    binds: [...binds.entries()].map(([path, write]): Bind => ({ path, write })),
+    masks,
+    readOnly,
+    network: req.network,
+    cwd: req.cwd,
+  };
+}
+
+type EntryClass = "mask" | "readonly" | "descend" | "keep";
+
+function classify(req: ViewRequest, path: string, write: boolean, pathArgs: ReadonlySet<string>, isDir: boolean): EntryClass {
+  const { grant, tmpDir } = req;
+  if (controlPlaneObjection(grant.controlPlane, path, "read")) return "mask";
+  const protectedPath = controlPlaneObjection(grant.controlPlane, path, "write") !== undefined;
+  // .git as a whole: hooks and config there run code outside any sandbox on the user's next git command,
+  // and a folder holding a mount (hooks) can still be renamed away.
+  const gitFolder = isDir && path.endsWith("/.git");
+  if (pathArgs.has(path)) return protectedPath ? "readonly" : isDir ? "descend" : "keep";
+  const readable = checkFileAccess(grant, path, isDir ? "list" : "read", tmpDir).allowed || checkFileAccess(grant, path, "write", tmpDir).allowed;
+  if (isDir) {
+    // a folder is hidden only when a deny rule takes it; otherwise deeper paths may still be granted
+    if (grant.denyFiles.some((d) => d.test(path))) return "mask";
+    return write && (protectedPath || gitFolder) ? "readonly" : "descend";
+  }
+  if (!readable) return "mask";
+  return write && protectedPath ? "readonly" : "keep";
+}
+
+async function walk(req: ViewRequest, dir: string, write: boolean, pathArgs: ReadonlySet<string>, masks: Mask[], readOnly: string[], budget: { entries: number }, depth: number): Promise<void> {
+  if (depth > MAX_VIEW_DEPTH) throw tooLarge(`folders nested deeper than ${MAX_VIEW_DEPTH} levels under ${dir}`);
+  let handle;
+  try {
+    handle = await opendir(dir);
+  } catch {
+    return; // a file bind, or a folder we cannot read (the process cannot either)
+  }
+  for await (const entry of handle as AsyncIterable<Dirent>) {
+    if (++budget.entries > MAX_VIEW_ENTRIES) throw tooLarge(`more than ${MAX_VIEW_ENTRIES} entries in the granted folders`);
+    const path = join(dir, entry.name);
+    const isDir = entry.isDirectory();
+    const c = classify(req, path, write, pathArgs, isDir);
+    if (c === "mask") masks.push({ path, kind: isDir ? "dir" : "file" });
+    else if (c === "readonly") {
+      readOnly.push(path);
+      if (isDir) await walk(req, path, false, pathArgs, masks, readOnly, budget, depth + 1);
+    } else if (c === "descend") await walk(req, path, write, pathArgs, masks, readOnly, budget, depth + 1);
+    if (masks.length + readOnly.length > MAX_VIEW_MOUNTS) throw tooLarge(`more than ${MAX_VIEW_MOUNTS} paths to hide or protect inside the granted folders`);
+  }
+}
+
+function tooLarge(what: string): CapabilityFailure {
+  return new CapabilityFailure(`exec: cannot confine the process: ${what}; grant narrower folders`);
+}
