@@ -5,6 +5,8 @@
  */
 import { homedir } from "node:os";
 import { AuditLog } from "./audit/log.js";
+import { BWRAP_INSTALL_HINT, detectBwrap } from "./capabilities/confine.js";
+import { HostControlPlane, type ControlPlaneSources } from "./capabilities/control-plane.js";
 import { Metrics, type MetricsSnapshot } from "./audit/metrics.js";
 import { dropGrants, grantFor } from "./call/authorize.js";
 import type { CallOptions } from "./call/caller.js";
@@ -44,6 +46,8 @@ export class SkillHost {
   private readonly home: string;
   private readonly inflight = new Set<Promise<CallResult>>();
   private closed = false;
+  /** what no skill may change or see; grants hold this object, so it is refreshed in place */
+  private readonly controlPlane: HostControlPlane;
 
   private constructor(options: ResolvedHostOptions, policy: Policy) {
     this.options = options;
@@ -56,6 +60,7 @@ export class SkillHost {
     this.supervisor = new Supervisor({ workers: options.workers, pool: options.pool });
     this.counters = new Metrics(() => this.audit.failures, () => this.supervisor.kills);
     this.registry = new SkillRegistry(options.skillsDir, (name) => dropGrants(this.live, name), options.onWarning);
+    this.controlPlane = new HostControlPlane(this.controlPlaneSources());
     const counters = this.counters;
     this.context = {
       workspace: this.workspace,
@@ -64,6 +69,7 @@ export class SkillHost {
       supervisor: this.supervisor,
       slots: new Slots(options.maxConcurrent, options.maxQueued),
       denial: (rule) => counters.denial(rule),
+      controlPlane: this.controlPlane,
       registry: this.registry,
       audit: this.audit,
       counters,
@@ -89,6 +95,7 @@ export class SkillHost {
       throw err;
     }
     snapshotPolicy(policy, host.stateDir);
+    await host.warnUnconfined();
     if (resolved.warm) await host.supervisor.warm();
     return host;
   }
@@ -104,12 +111,36 @@ export class SkillHost {
    * Skills registered from memory are kept. Returns whether the set of skills changed.
    */
   reload(): boolean {
-    return this.registry.rescan();
+    const changed = this.registry.rescan();
+    this.controlPlane.refresh(this.controlPlaneSources());
+    return changed;
   }
 
   /** Adds a skill from a folder, or from a manifest object plus module sources. Throws on an invalid skill. */
   register(source: string | SkillSource): SkillInfo {
-    return this.registry.register(source);
+    const added = this.registry.register(source);
+    this.controlPlane.refresh(this.controlPlaneSources());
+    return added;
+  }
+
+  /** The paths skills may never change (policy, skills, keys) or see (state folder, security log). */
+  private controlPlaneSources(): ControlPlaneSources {
+    const skillDirs = [this.skillsDir, ...(this.registry?.all() ?? []).filter((s) => !s.dir.startsWith("/registered/")).map((s) => s.dir)];
+    return { workspace: this.workspace, policyFile: this.options.policyFile, skillDirs, stateDir: this.stateDir, auditFiles: [this.options.audit.file] };
+  }
+
+  /** One warning at start when skills may start processes that cannot be confined here. */
+  private async warnUnconfined(): Promise<void> {
+    const mode = this.live.policy.process.sandbox;
+    const runsProcesses = this.registry.all().some((s) => s.manifest.permissions.process.length > 0 || (s.manifest.fallback !== undefined && "command" in s.manifest.fallback));
+    if (mode === "off" || !runsProcesses) return;
+    const s = await detectBwrap();
+    if (s.available) return;
+    this.options.onWarning(
+      mode === "required"
+        ? `skillbox: warning: processes started by skills will be refused: the policy requires a sandbox (process.sandbox: required) and ${s.reason}; ${BWRAP_INSTALL_HINT}`
+        : `skillbox: warning: processes started by skills run unconfined (sandbox "none"): ${s.reason}; ${BWRAP_INSTALL_HINT}`,
+    );
   }
 
   list(): SkillInfo[] {

@@ -21,7 +21,7 @@ import { SkillError } from "../errors.js";
 import { execute } from "../execution/execute.js";
 import { runFallback } from "../execution/fallback.js";
 import { admit } from "./admission.js";
-import { authorizeCall } from "./authorize.js";
+import { authorizeCall, notFound } from "./authorize.js";
 import { resolveCaller, type CallOptions } from "./caller.js";
 import type { CallContext } from "./context.js";
 import { CallEvents, callBase } from "./events.js";
@@ -56,7 +56,7 @@ export async function runCall(ctx: CallContext, name: string, input: unknown, op
 
   // 1 registry
   const skill = ctx.registry.lookup(name);
-  if (skill instanceof SkillError) return end({ ok: false, error: skill });
+  if (skill instanceof SkillError) return end({ ok: false, error: skill.code === "E_SKILL_NOT_FOUND" ? notFound(live, ctx.registry.all(), name, caller.trust, ctx) : skill });
 
   // 2 input
   const inputJson = checkInput(skill, input, ctx.maxInputBytes);

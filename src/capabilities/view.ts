@@ -31,6 +31,28 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+async function nearestExisting(path: string): Promise<string | undefined> {
+  for (let p = path, i = 0; i < 256; p = dirname(p), i++) {
+    const real = await realOrUndefined(p);
+    if (real !== undefined) return real;
+    if (p === "/") break;
+  }
+  return undefined;
+}
+
+async function entriesOf(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of (await opendir(dir)) as AsyncIterable<Dirent>) {
+      out.push(join(dir, e.name));
+      if (out.length > MAX_VIEW_MOUNTS) throw tooLarge(`more than ${MAX_VIEW_MOUNTS} entries in ${dir}`);
+    }
+  } catch (err) {
+    if (err instanceof CapabilityFailure) throw err;
+  }
+  return out;
+}
+
 async function realOrUndefined(path: string): Promise<string | undefined> {
   try {
     return await realpath(path);
@@ -83,28 +105,33 @@ export async function buildView(req: ViewRequest): Promise<ConfineSpec> {
     if (real !== undefined && !SYSTEM_PATHS.some((s) => inside(real, s))) add(real, false);
   }
 
-  // A control-plane path that does not exist yet cannot be covered by a mount: a writable folder
-  // that would hold it is shown read-only instead (it could otherwise be created from inside).
-  const missing: string[] = [];
-  for (const p of [...grant.controlPlane.protect, ...grant.controlPlane.hide]) if (!(await exists(p))) missing.push(p);
-  for (const [path, write] of binds) {
-    if (write && path !== tmpDir && missing.some((m) => inside(m, path) && m !== path)) binds.set(path, false);
+  // A control-plane path that does not exist yet cannot be covered by a mount, and from a writable
+  // folder it could be created. The folder that would hold it is shown read-only, and what it holds
+  // now read-write again: only creating new entries right there is impossible.
+  for (const p of [...grant.controlPlane.protect, ...grant.controlPlane.hide]) {
+    if (await exists(p)) continue;
+    const holder = await nearestExisting(dirname(p));
+    if (holder === undefined) continue;
+    const writable = [...binds.entries()].filter(([b, w]) => w && b !== tmpDir && inside(holder, b)).sort((a, b) => b[0].length - a[0].length)[0];
+    if (!writable) continue;
+    binds.set(holder, false);
+    for (const entry of await entriesOf(holder)) if (!binds.has(entry)) binds.set(entry, true);
+    if (binds.size > MAX_VIEW_MOUNTS) throw tooLarge(`more than ${MAX_VIEW_MOUNTS} folders to show`);
   }
 
   const masks: Mask[] = [];
   const readOnly: string[] = [];
   const budget = { entries: 0 };
   const pathArgs = new Set(req.paths.map((p) => p.real));
-  const ordered = [...binds.entries()].sort((a, b) => a[0].length - b[0].length);
-  for (const [root, write] of ordered) {
-    if (root === tmpDir || inside(root, "/proc")) continue;
-    const rootClass = classify(req, root, write, pathArgs, true);
+  const roots = [...binds.keys()].filter((b) => b !== tmpDir && ![...binds.keys()].some((o) => o !== b && o !== tmpDir && inside(b, o)));
+  for (const root of roots) {
+    const rootClass = classify(req, root, pathArgs, true);
     if (rootClass === "mask") {
-      binds.delete(root);
+      for (const b of [...binds.keys()]) if (inside(b, root)) binds.delete(b);
       continue;
     }
-    if (rootClass === "readonly" && write) binds.set(root, false);
-    await walk(req, root, binds.get(root) ?? false, pathArgs, masks, readOnly, budget, 0);
+    if (rootClass === "readonly") readOnly.push(root);
+    await walk(req, root, pathArgs, masks, readOnly, budget, 0);
   }
   return {
     binds: [...binds.entries()].map(([path, write]): Bind => ({ path, write })),
@@ -117,7 +144,7 @@ export async function buildView(req: ViewRequest): Promise<ConfineSpec> {
 
 type EntryClass = "mask" | "readonly" | "descend" | "keep";
 
-function classify(req: ViewRequest, path: string, write: boolean, pathArgs: ReadonlySet<string>, isDir: boolean): EntryClass {
+function classify(req: ViewRequest, path: string, pathArgs: ReadonlySet<string>, isDir: boolean): EntryClass {
   const { grant, tmpDir } = req;
   if (controlPlaneObjection(grant.controlPlane, path, "read")) return "mask";
   const protectedPath = controlPlaneObjection(grant.controlPlane, path, "write") !== undefined;
@@ -129,13 +156,13 @@ function classify(req: ViewRequest, path: string, write: boolean, pathArgs: Read
   if (isDir) {
     // a folder is hidden only when a deny rule takes it; otherwise deeper paths may still be granted
     if (grant.denyFiles.some((d) => d.test(path))) return "mask";
-    return write && (protectedPath || gitFolder) ? "readonly" : "descend";
+    return protectedPath || gitFolder ? "readonly" : "descend";
   }
   if (!readable) return "mask";
-  return write && protectedPath ? "readonly" : "keep";
+  return protectedPath ? "readonly" : "keep";
 }
 
-async function walk(req: ViewRequest, dir: string, write: boolean, pathArgs: ReadonlySet<string>, masks: Mask[], readOnly: string[], budget: { entries: number }, depth: number): Promise<void> {
+async function walk(req: ViewRequest, dir: string, pathArgs: ReadonlySet<string>, masks: Mask[], readOnly: string[], budget: { entries: number }, depth: number): Promise<void> {
   if (depth > MAX_VIEW_DEPTH) throw tooLarge(`folders nested deeper than ${MAX_VIEW_DEPTH} levels under ${dir}`);
   let handle;
   try {
@@ -147,12 +174,12 @@ async function walk(req: ViewRequest, dir: string, write: boolean, pathArgs: Rea
     if (++budget.entries > MAX_VIEW_ENTRIES) throw tooLarge(`more than ${MAX_VIEW_ENTRIES} entries in the granted folders`);
     const path = join(dir, entry.name);
     const isDir = entry.isDirectory();
-    const c = classify(req, path, write, pathArgs, isDir);
+    const c = classify(req, path, pathArgs, isDir);
     if (c === "mask") masks.push({ path, kind: isDir ? "dir" : "file" });
     else if (c === "readonly") {
       readOnly.push(path);
-      if (isDir) await walk(req, path, false, pathArgs, masks, readOnly, budget, depth + 1);
-    } else if (c === "descend") await walk(req, path, write, pathArgs, masks, readOnly, budget, depth + 1);
+      if (isDir) await walk(req, path, pathArgs, masks, readOnly, budget, depth + 1);
+    } else if (c === "descend") await walk(req, path, pathArgs, masks, readOnly, budget, depth + 1);
     if (masks.length + readOnly.length > MAX_VIEW_MOUNTS) throw tooLarge(`more than ${MAX_VIEW_MOUNTS} paths to hide or protect inside the granted folders`);
   }
 }

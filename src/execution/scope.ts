@@ -12,6 +12,7 @@ import type { Resolver } from "../capabilities/net.js";
 import type { LoadedSkill } from "../manifest/model.js";
 import type { FilterResult, FilterStage } from "../policy/engine/filters.js";
 import { TMP_PLACEHOLDER } from "../policy/match.js";
+import type { ControlPlane } from "../policy/control-plane.js";
 import type { Decision, Grant } from "../policy/model.js";
 import type { Supervisor } from "../sandbox/supervisor.js";
 import type { Slots } from "./slots.js";
@@ -29,6 +30,8 @@ export interface ExecutionEnv {
   slots: Slots;
   /** counts one denial by rule (metrics) */
   denial(rule: string): void;
+  /** what no skill may change or see; carried into every grant; @default none */
+  controlPlane?: ControlPlane;
 }
 
 /** One authorized, admitted call, as execution sees it. */
