@@ -15,7 +15,7 @@ import { SYSTEM_FIELDS } from "./call/events.js";
 import { runCall } from "./call/pipeline.js";
 import type { CallResult } from "./call/result.js";
 import { resolveHostOptions, type ResolvedHostOptions, type SkillHostOptions } from "./config/options.js";
-import { asSkillError, SkillError } from "./errors.js";
+import { asSkillError, InputInvalidError, SkillError, SkillNotFoundError } from "./errors.js";
 import { Slots } from "./execution/slots.js";
 import type { Approval } from "./policy/engine/approvals.js";
 import { builtinPolicy, loadPolicyFile } from "./policy/load.js";
@@ -158,7 +158,7 @@ export class SkillHost {
   /** Decides whether a skill may run at a trust level, without running it. */
   authorize(name: string, trust: TrustLevel): AuthorizeResult {
     const skill = this.registry.get(name);
-    if (!skill) throw new SkillError("E_SKILL_NOT_FOUND", `no skill named "${name}"`);
+    if (!skill) throw new SkillNotFoundError(`no skill named "${name}"`);
     return grantFor(this.live, skill, trust, this.context);
   }
 
@@ -180,9 +180,15 @@ export class SkillHost {
     return this.live.engine.approvals.list();
   }
 
-  /** Approves or denies a pending approval; the decision is logged. Throws for an unknown or already decided id. */
+  /** Approves or denies a pending approval; the decision is logged. Throws E_INPUT_INVALID for an unknown or already decided id. */
   decideApproval(id: string, decision: "approve" | "deny", options: { by?: string; reason?: string } = {}): Approval {
-    const a = this.live.engine.approvals.decide(id, decision === "approve" ? "approved" : "denied", options.by ?? "api", options.reason);
+    let a: Approval;
+    try {
+      a = this.live.engine.approvals.decide(id, decision === "approve" ? "approved" : "denied", options.by ?? "api", options.reason);
+    } catch (err) {
+      // An unknown or already decided id is a wrong request, not a failure of the host.
+      throw err instanceof SkillError ? err : new InputInvalidError((err as Error).message, { cause: err });
+    }
     this.audit.event("approval.decided", { ...SYSTEM_FIELDS, approvalId: a.id, decision: a.status, by: a.decidedBy, reason: a.reason ?? null, skill: a.skill, caller: a.caller, policyVersion: this.policy.version });
     return a;
   }

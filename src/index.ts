@@ -4,8 +4,30 @@ export type { CallResult } from "./call/result.js";
 export type { LoadProblem, SkillInfo, SkillSource } from "./registry/registry.js";
 export { resolveHostOptions, auditKeyFromEnv, AUDIT_KEY_ENV, DEFAULTS } from "./config/options.js";
 export type { SkillHostOptions, ResolvedHostOptions, AuditOptions } from "./config/options.js";
-export { SkillError, ValidationError, ERROR_CODES, exitCodeFor } from "./errors.js";
-export type { ErrorCode, Issue } from "./errors.js";
+export {
+  SkillError,
+  ValidationError,
+  ERROR_CODES,
+  EXIT_CODES,
+  HTTP_STATUS,
+  SIGNAL_EXIT_CODES,
+  FALLBACK_CODES,
+  exitCodeFor,
+  isSkillError,
+  SkillNotFoundError,
+  IntegrityError,
+  InputInvalidError,
+  OutputInvalidError,
+  PermissionDeniedError,
+  RateLimitedError,
+  ApprovalRequiredError,
+  TimeoutError,
+  MemoryLimitError,
+  SkillFailedError,
+  CancelledError,
+  UnauthenticatedError,
+} from "./errors.js";
+export type { DetailsOf, ErrorCode, ErrorDetails, ExitCode, FallbackFailureDetails, Issue, NeedDetail, SkillErrorOptions } from "./errors.js";
 export { authorize, describeNeeds } from "./policy/authorize.js";
 export type { AuthorizeResult, Ceiling, CeilingLimits, Decision, Grant, Policy, TrustLevel, UncoveredNeed } from "./policy/model.js";
 export { checkFileAccess } from "./policy/check.js";

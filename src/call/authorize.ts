@@ -1,4 +1,4 @@
-import { SkillError } from "../errors.js";
+import { PermissionDeniedError, type SkillError } from "../errors.js";
 import type { LoadedSkill } from "../manifest/model.js";
 import { authorize, describeNeeds } from "../policy/authorize.js";
 import type { ControlPlane } from "../policy/control-plane.js";
@@ -25,7 +25,7 @@ export function dropGrants(live: LivePolicy, name: string): void {
 export function authorizeCall(live: LivePolicy, skill: LoadedSkill, trust: TrustLevel, vars: { workspace: string; home: string; controlPlane?: ControlPlane | undefined }): { ok: true; grant: Grant } | { ok: false; error: SkillError; needs: UncoveredNeed[] } {
   const auth = grantFor(live, skill, trust, vars);
   if (auth.ok) return auth;
-  return { ok: false, needs: auth.needs, error: new SkillError("E_PERMISSION_DENIED", describeNeeds(skill.manifest.name, trust, auth.needs), { details: { needs: auth.needs } }) };
+  return { ok: false, needs: auth.needs, error: new PermissionDeniedError(describeNeeds(skill.manifest.name, trust, auth.needs), { details: { needs: auth.needs } }) };
 }
 
 /** "No such skill", listing only the skills this trust level may run (never what it may not see). */

@@ -1,4 +1,4 @@
-import { SkillError } from "../errors.js";
+import { InputInvalidError, type SkillError } from "../errors.js";
 import type { LoadedSkill } from "../manifest/model.js";
 
 /**
@@ -10,13 +10,13 @@ export function checkInput(skill: LoadedSkill, input: unknown, maxInputBytes: nu
   try {
     json = JSON.stringify(input);
   } catch (err) {
-    return new SkillError("E_INPUT_INVALID", `input is not JSON: ${(err as Error).message}`);
+    return new InputInvalidError(`input is not JSON: ${(err as Error).message}`);
   }
   if (json === undefined || input === null || typeof input !== "object" || Array.isArray(input)) {
-    return new SkillError("E_INPUT_INVALID", `input must be a JSON object, got ${json === undefined ? typeof input : json.slice(0, 40)}`);
+    return new InputInvalidError(`input must be a JSON object, got ${json === undefined ? typeof input : json.slice(0, 40)}`);
   }
-  if (Buffer.byteLength(json) > maxInputBytes) return new SkillError("E_INPUT_INVALID", `input is ${Buffer.byteLength(json)} bytes, more than the cap of ${maxInputBytes}`);
+  if (Buffer.byteLength(json) > maxInputBytes) return new InputInvalidError(`input is ${Buffer.byteLength(json)} bytes, more than the cap of ${maxInputBytes}`);
   const errors = skill.validateInput(input);
-  if (errors.length > 0) return new SkillError("E_INPUT_INVALID", `${skill.manifest.name}: invalid input: ${errors.join("; ")}`, { details: { errors } });
+  if (errors.length > 0) return new InputInvalidError(`${skill.manifest.name}: invalid input: ${errors.join("; ")}`, { details: { errors } });
   return json;
 }

@@ -1,4 +1,4 @@
-import { SkillError } from "../errors.js";
+import { PermissionDeniedError, type SkillError } from "../errors.js";
 import type { CallLog } from "../execution/scope.js";
 import type { LivePolicy } from "../policy/live.js";
 
@@ -11,5 +11,5 @@ export function filterOutput(live: LivePolicy, name: string, output: unknown, lo
   const f = live.engine.filter("output", output, log);
   if (!f.blocked) return { ok: true, output: f.value };
   const rule = `filters.${f.blocked}`;
-  return { ok: false, rule, error: new SkillError("E_PERMISSION_DENIED", `${name}: the output was blocked by content filter "${f.blocked}"`, { details: { rule, filter: f.blocked } }) };
+  return { ok: false, rule, error: new PermissionDeniedError(`${name}: the output was blocked by content filter "${f.blocked}"`, { details: { rule, filter: f.blocked } }) };
 }

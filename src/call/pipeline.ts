@@ -17,7 +17,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { SkillError } from "../errors.js";
+import { InputInvalidError, PermissionDeniedError, SkillError, SkillFailedError } from "../errors.js";
 import { execute } from "../execution/execute.js";
 import { runFallback } from "../execution/fallback.js";
 import { admit } from "./admission.js";
@@ -44,13 +44,13 @@ export async function runCall(ctx: CallContext, name: string, input: unknown, op
 
   events.start();
   // 0 host
-  if (ctx.closed()) return end({ ok: false, error: new SkillError("E_SKILL_ERROR", "the host is closed") });
+  if (ctx.closed()) return end({ ok: false, error: new SkillFailedError("the host is closed") });
   if (live.policy.audit.failMode === "closed" && !ctx.audit.healthy) {
     // "No action without a record": the policy refuses calls while the log cannot be written.
-    return end({ ok: false, error: new SkillError("E_PERMISSION_DENIED", `refused: the security log ${ctx.audit.file} cannot be written and the policy sets audit.failMode: closed`, { details: { reason: "audit-unwritable" } }) });
+    return end({ ok: false, error: new PermissionDeniedError(`refused: the security log ${ctx.audit.file} cannot be written and the policy sets audit.failMode: closed`, { details: { reason: "audit-unwritable" } }) });
   }
   if (!trustValid) {
-    const err = new SkillError("E_INPUT_INVALID", `caller.trust must be one of untrusted, user-verified, trusted, system; got ${JSON.stringify(trustGiven)}`);
+    const err = new InputInvalidError(`caller.trust must be one of untrusted, user-verified, trusted, system; got ${JSON.stringify(trustGiven)}`);
     return refuse(err, { reason: err.message });
   }
 

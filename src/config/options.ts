@@ -7,7 +7,7 @@
 import { existsSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { systemResolver, type Resolver } from "../capabilities/net.js";
-import { SkillError } from "../errors.js";
+import { InputInvalidError, type SkillError } from "../errors.js";
 
 /** Environment variable holding the security log's HMAC chain key (host, `skillbox audit verify`). */
 export const AUDIT_KEY_ENV = "SKILLBOX_AUDIT_KEY";
@@ -109,7 +109,7 @@ export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path
   try {
     workspace = realpathSync.native(resolve(workspaceGiven ?? process.cwd()));
   } catch {
-    throw new SkillError("E_INPUT_INVALID", `workspace ${workspaceGiven} does not exist`, { details: { option: "workspace" } });
+    throw new InputInvalidError(`workspace ${workspaceGiven} does not exist`, { details: { option: "workspace" } });
   }
   const policyGiven = optionalString("policy", options.policy);
   const implicit = resolve(workspace, DEFAULTS.policyFileName);
@@ -158,7 +158,7 @@ function show(value: unknown): string {
 }
 
 function invalid(name: string, expected: string, value: unknown): SkillError {
-  return new SkillError("E_INPUT_INVALID", `Expected \`${name}\` to be ${expected}, got \`${show(value)}\``, { details: { option: name } });
+  return new InputInvalidError(`Expected \`${name}\` to be ${expected}, got \`${show(value)}\``, { details: { option: name } });
 }
 
 function positiveInteger(name: string, value: unknown): number {

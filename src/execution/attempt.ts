@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import { dispatch, type CapabilityScope } from "../capabilities/dispatch.js";
 import type { PermissionDenied } from "../capabilities/errors.js";
 import { killAll } from "../capabilities/process.js";
-import { SkillError } from "../errors.js";
+import { OutputInvalidError, PermissionDeniedError } from "../errors.js";
 import type { LoadedSkill } from "../manifest/model.js";
 import { translateOutcome } from "../sandbox/outcome.js";
 import type { SkillCode } from "../sandbox/protocol.js";
@@ -46,14 +46,14 @@ export async function runAttempt(env: ExecutionEnv, call: ExecutionCall, inputJs
     onCapability: (op, args) => dispatch(scope, op, args),
   });
   cancel = handle.cancel;
-  const deniedError = (d: PermissionDenied) => new SkillError("E_PERMISSION_DENIED", `${skill.manifest.name}: ${d.message}`, { details: { op: d.op, target: d.target, rule: d.decision.rule } });
+  const deniedError = (d: PermissionDenied) => new PermissionDeniedError(`${skill.manifest.name}: ${d.message}`, { details: { op: d.op, target: d.target, rule: d.decision.rule } });
   try {
     const { outcome, cpuMs } = await withDeadline(handle.result, limits.timeoutMs, handle.cancel, skill.manifest.name);
     if (denied) throw deniedError(denied);
     const { output } = translateOutcome(outcome, limits, skill.manifest.name);
     // The output schema is checked per attempt, so an invalid output can be retried or fall back.
     const outErrors = skill.validateOutput(output);
-    if (outErrors.length > 0) throw new SkillError("E_OUTPUT_INVALID", `${skill.manifest.name} returned invalid output: ${outErrors.join("; ")}`, { details: { errors: outErrors } });
+    if (outErrors.length > 0) throw new OutputInvalidError(`${skill.manifest.name} returned invalid output: ${outErrors.join("; ")}`, { details: { errors: outErrors } });
     log("attempt.end", { attempt, outcome: "ok", durationMs: round(performance.now() - started), cpuMs: round(cpuMs) });
     return output;
   } catch (err) {

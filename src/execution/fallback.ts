@@ -6,7 +6,7 @@
 import type { ChildProcess } from "node:child_process";
 import { PermissionDenied } from "../capabilities/errors.js";
 import { execCapability, killAll } from "../capabilities/process.js";
-import { asSkillError, FALLBACK_CODES, SkillError, type ErrorCode } from "../errors.js";
+import { asSkillError, FALLBACK_CODES, PermissionDeniedError, SkillError, SkillFailedError, TimeoutError, type ErrorCode } from "../errors.js";
 import { expandVars } from "../util/vars.js";
 import { freshTmp, scopeBase, type ExecutionCall, type ExecutionEnv } from "./scope.js";
 
@@ -28,7 +28,7 @@ export async function runFallback(env: ExecutionEnv, call: ExecutionCall & { dep
   if ("skill" in fb) {
     call.log("fallback.start", { fallback: fb.skill, after: failure.code });
     if (call.depth >= MAX_FALLBACK_DEPTH) {
-      return { fallback: fb.skill, result: { ok: false, error: new SkillError("E_SKILL_ERROR", `fallback chain deeper than ${MAX_FALLBACK_DEPTH}; stopped at ${fb.skill}`, { details: { primary: failure.toJSON() } }) } };
+      return { fallback: fb.skill, result: { ok: false, error: new SkillFailedError(`fallback chain deeper than ${MAX_FALLBACK_DEPTH}; stopped at ${fb.skill}`, { details: { primary: failure.toJSON() } }) } };
     }
     const r = await callSkill(fb.skill, input, call.depth + 1);
     if (r.ok) return { fallback: fb.skill, result: { ok: true, output: r.output } };
@@ -59,11 +59,11 @@ async function fallbackCommand(env: ExecutionEnv, call: ExecutionCall, command: 
     try {
       run = await execCapability(scope, cmd, args, {});
     } catch (err) {
-      if (err instanceof PermissionDenied) throw new SkillError("E_PERMISSION_DENIED", `fallback command refused: ${err.message}`, { details: { op: "exec", target: err.target, rule: err.decision.rule } });
-      throw new SkillError("E_SKILL_ERROR", (err as Error).message);
+      if (err instanceof PermissionDenied) throw new PermissionDeniedError(`fallback command refused: ${err.message}`, { details: { op: "exec", target: err.target, rule: err.decision.rule } });
+      throw new SkillFailedError((err as Error).message);
     }
-    if (run.timedOut) throw new SkillError("E_TIMEOUT", `fallback command ${command.join(" ")} did not finish within ${grant.limits.timeoutMs} ms`);
-    if (run.exitCode !== 0) throw new SkillError("E_SKILL_ERROR", `fallback command ${command.join(" ")} exited with ${run.exitCode ?? run.signal}: ${run.stderr.slice(0, 500)}`);
+    if (run.timedOut) throw new TimeoutError(`fallback command ${command.join(" ")} did not finish within ${grant.limits.timeoutMs} ms`);
+    if (run.exitCode !== 0) throw new SkillFailedError(`fallback command ${command.join(" ")} exited with ${run.exitCode ?? run.signal}: ${run.stderr.slice(0, 500)}`);
     return { exitCode: run.exitCode, stdout: run.stdout, stderr: run.stderr };
   } finally {
     killAll(children);

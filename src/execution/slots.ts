@@ -1,4 +1,4 @@
-import { SkillError } from "../errors.js";
+import { RateLimitedError, type SkillError } from "../errors.js";
 
 /**
  * The host's concurrency limit, and its only owner: at most `maxConcurrent` calls execute at
@@ -18,7 +18,7 @@ export class Slots {
   async acquire(): Promise<(() => void) | SkillError> {
     if (this.running >= this.maxConcurrent) {
       if (this.waiting.length >= this.maxQueued) {
-        return new SkillError("E_RATE_LIMITED", `skillbox is busy: ${this.running} calls running and ${this.waiting.length} waiting (maxConcurrent ${this.maxConcurrent}, maxQueued ${this.maxQueued}); try again shortly`, { details: { retryAfterMs: 100, reason: "busy" } });
+        return new RateLimitedError(`skillbox is busy: ${this.running} calls running and ${this.waiting.length} waiting (maxConcurrent ${this.maxConcurrent}, maxQueued ${this.maxQueued}); try again shortly`, { details: { retryAfterMs: 100, reason: "busy" } });
       }
       // The releasing call hands its slot over directly, so no newcomer can slip in between.
       await new Promise<void>((resolve) => this.waiting.push(resolve));

@@ -4,7 +4,7 @@
  */
 import { realpathSync } from "node:fs";
 import { join } from "node:path";
-import { asSkillError, SkillError, ValidationError, type ErrorCode, type Issue } from "../errors.js";
+import { asSkillError, SkillError, SkillNotFoundError, ValidationError, type ErrorCode, type Issue } from "../errors.js";
 import { buildSkill, listSkillDirs, loadSkillDir, validateManifest } from "../manifest/load.js";
 import type { LoadedSkill } from "../manifest/model.js";
 import type { Manifest } from "../manifest/schema.js";
@@ -68,7 +68,7 @@ export class SkillRegistry {
     const broken = this.loadProblems.find((p) => p.dir.endsWith(`/${name}`));
     return broken
       ? new SkillError(broken.code, `skill "${name}" was not loaded: ${broken.message}`, { details: { issues: broken.issues } })
-      : new SkillError("E_SKILL_NOT_FOUND", `no skill named "${name}"; registered: ${[...this.skills.keys()].sort().join(", ") || "none"}`);
+      : new SkillNotFoundError(`no skill named "${name}"; registered: ${[...this.skills.keys()].sort().join(", ") || "none"}`);
   }
 
   /**
