@@ -58,7 +58,10 @@ export class SkillHost {
     this.live = makeLive(policy, this.stateDir, options.clock);
     this.audit = new AuditLog({ ...options.audit, redact: policy.audit.redact, onError: options.onWarning });
     this.supervisor = new Supervisor({ workers: options.workers, pool: options.pool });
-    this.counters = new Metrics(() => this.audit.failures, () => this.supervisor.kills);
+    this.counters = new Metrics(
+      () => this.audit.failures,
+      () => this.supervisor.kills,
+    );
     this.registry = new SkillRegistry(options.skillsDir, (name) => dropGrants(this.live, name), options.onWarning);
     this.controlPlane = new HostControlPlane(this.controlPlaneSources());
     const counters = this.counters;
@@ -152,7 +155,10 @@ export class SkillHost {
     const trust = options.trust ?? "untrusted";
     const live = this.live;
     const allowed = this.registry.all().filter((s) => grantFor(live, s, trust, this.context).ok && live.engine.signatureFor(s, trust)?.valid !== false);
-    return toolDefinitions(format, allowed.map((s) => s.manifest));
+    return toolDefinitions(
+      format,
+      allowed.map((s) => s.manifest),
+    );
   }
 
   /** Decides whether a skill may run at a trust level, without running it. */
@@ -189,7 +195,16 @@ export class SkillHost {
       // An unknown or already decided id is a wrong request, not a failure of the host.
       throw err instanceof SkillError ? err : new InputInvalidError((err as Error).message, { cause: err });
     }
-    this.audit.event("approval.decided", { ...SYSTEM_FIELDS, approvalId: a.id, decision: a.status, by: a.decidedBy, reason: a.reason ?? null, skill: a.skill, caller: a.caller, policyVersion: this.policy.version });
+    this.audit.event("approval.decided", {
+      ...SYSTEM_FIELDS,
+      approvalId: a.id,
+      decision: a.status,
+      by: a.decidedBy,
+      reason: a.reason ?? null,
+      skill: a.skill,
+      caller: a.caller,
+      policyVersion: this.policy.version,
+    });
     return a;
   }
 

@@ -46,7 +46,11 @@ export class CallEvents {
     this.audit.event("call.denied", { ...this.base, code, ...fields }, "warn");
   }
 
-  end(fields: { outcome: "ok"; attempts: number; fallback: string | null; durationMs: number } | { outcome: "error"; code: string; message: string; attempts: number; fallback: string | null; durationMs: number }): void {
+  end(
+    fields:
+      | { outcome: "ok"; attempts: number; fallback: string | null; durationMs: number }
+      | { outcome: "error"; code: string; message: string; attempts: number; fallback: string | null; durationMs: number },
+  ): void {
     if (fields.outcome === "ok") this.audit.event("call.end", { ...this.base, outcome: "ok", code: null, attempts: fields.attempts, fallback: fields.fallback, durationMs: fields.durationMs });
     else this.audit.event("call.end", { ...this.base, ...fields }, "warn");
   }

@@ -47,7 +47,10 @@ export async function runCall(ctx: CallContext, name: string, input: unknown, op
   if (ctx.closed()) return end({ ok: false, error: new SkillFailedError("the host is closed") });
   if (live.policy.audit.failMode === "closed" && !ctx.audit.healthy) {
     // "No action without a record": the policy refuses calls while the log cannot be written.
-    return end({ ok: false, error: new PermissionDeniedError(`refused: the security log ${ctx.audit.file} cannot be written and the policy sets audit.failMode: closed`, { details: { reason: "audit-unwritable" } }) });
+    return end({
+      ok: false,
+      error: new PermissionDeniedError(`refused: the security log ${ctx.audit.file} cannot be written and the policy sets audit.failMode: closed`, { details: { reason: "audit-unwritable" } }),
+    });
   }
   if (!trustValid) {
     const err = new InputInvalidError(`caller.trust must be one of untrusted, user-verified, trusted, system; got ${JSON.stringify(trustGiven)}`);
@@ -100,4 +103,3 @@ export async function runCall(ctx: CallContext, name: string, input: unknown, op
     admission.release();
   }
 }
-

@@ -21,7 +21,7 @@ export async function runAttempt(env: ExecutionEnv, call: ExecutionCall, inputJs
   const started = performance.now();
   log("attempt.start", { attempt });
   let denied: PermissionDenied | undefined;
-  let cancel = () => undefined as void;
+  let cancel: () => void = () => undefined;
   const children = new Set<ChildProcess>();
   const scope: CapabilityScope = {
     ...scopeBase(env, call, attempt, tmpDir, children),

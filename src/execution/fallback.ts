@@ -28,11 +28,17 @@ export async function runFallback(env: ExecutionEnv, call: ExecutionCall & { dep
   if ("skill" in fb) {
     call.log("fallback.start", { fallback: fb.skill, after: failure.code });
     if (call.depth >= MAX_FALLBACK_DEPTH) {
-      return { fallback: fb.skill, result: { ok: false, error: new SkillFailedError(`fallback chain deeper than ${MAX_FALLBACK_DEPTH}; stopped at ${fb.skill}`, { details: { primary: failure.toJSON() } }) } };
+      return {
+        fallback: fb.skill,
+        result: { ok: false, error: new SkillFailedError(`fallback chain deeper than ${MAX_FALLBACK_DEPTH}; stopped at ${fb.skill}`, { details: { primary: failure.toJSON() } }) },
+      };
     }
     const r = await callSkill(fb.skill, input, call.depth + 1);
     if (r.ok) return { fallback: fb.skill, result: { ok: true, output: r.output } };
-    const error = new SkillError(r.error.code, `${name} failed (${failure.code}: ${failure.message}); its fallback ${fb.skill} failed too: ${r.error.message}`, { retryable: false, details: { primary: failure.toJSON(), fallback: r.error } });
+    const error = new SkillError(r.error.code, `${name} failed (${failure.code}: ${failure.message}); its fallback ${fb.skill} failed too: ${r.error.message}`, {
+      retryable: false,
+      details: { primary: failure.toJSON(), fallback: r.error },
+    });
     return { fallback: fb.skill, result: { ok: false, error } };
   }
   const commandLine = fb.command.join(" ");
@@ -41,7 +47,9 @@ export async function runFallback(env: ExecutionEnv, call: ExecutionCall & { dep
     return { fallback: commandLine, result: { ok: true, output: await fallbackCommand(env, call, fb.command) } };
   } catch (err) {
     const e = asSkillError(err);
-    const error = new SkillError(e.code, `${name} failed (${failure.code}: ${failure.message}); its fallback command failed too: ${e.message}`, { details: { primary: failure.toJSON(), fallback: e.toJSON() } });
+    const error = new SkillError(e.code, `${name} failed (${failure.code}: ${failure.message}); its fallback command failed too: ${e.message}`, {
+      details: { primary: failure.toJSON(), fallback: e.toJSON() },
+    });
     return { fallback: commandLine, result: { ok: false, error } };
   }
 }

@@ -76,7 +76,11 @@ export function scopeBase(env: ExecutionEnv, call: ExecutionCall, attempt: numbe
     record: (op: string, target: string, d: Decision, extra?: Record<string, unknown>) => {
       const inTmp = op.startsWith("fs.") && (target === tmpDir || target.startsWith(tmpDir + "/"));
       if (!d.allowed) env.denial(d.rule);
-      log("capability", { attempt, op, target, decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : { reason: d.reason }), ...(inTmp ? { tmp: true } : {}), ...extra }, d.allowed ? "info" : "warn");
+      log(
+        "capability",
+        { attempt, op, target, decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : { reason: d.reason }), ...(inTmp ? { tmp: true } : {}), ...extra },
+        d.allowed ? "info" : "warn",
+      );
     },
     logExec: (fields: Record<string, unknown>) => log("process.exec", { attempt, ...fields }, fields["decision"] === "allow" ? "info" : "warn"),
   };

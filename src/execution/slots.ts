@@ -18,7 +18,10 @@ export class Slots {
   async acquire(): Promise<(() => void) | SkillError> {
     if (this.running >= this.maxConcurrent) {
       if (this.waiting.length >= this.maxQueued) {
-        return new RateLimitedError(`skillbox is busy: ${this.running} calls running and ${this.waiting.length} waiting (maxConcurrent ${this.maxConcurrent}, maxQueued ${this.maxQueued}); try again shortly`, { details: { retryAfterMs: 100, reason: "busy" } });
+        return new RateLimitedError(
+          `skillbox is busy: ${this.running} calls running and ${this.waiting.length} waiting (maxConcurrent ${this.maxConcurrent}, maxQueued ${this.maxQueued}); try again shortly`,
+          { details: { retryAfterMs: 100, reason: "busy" } },
+        );
       }
       // The releasing call hands its slot over directly, so no newcomer can slip in between.
       await new Promise<void>((resolve) => this.waiting.push(resolve));

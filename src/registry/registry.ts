@@ -123,7 +123,10 @@ export class SkillRegistry {
   }
 
   private fingerprint(): string {
-    return [...this.skills.values()].map((s) => `${s.manifest.name}:${s.entrySha256}:${JSON.stringify(s.manifest)}`).sort().join("\n");
+    return [...this.skills.values()]
+      .map((s) => `${s.manifest.name}:${s.entrySha256}:${JSON.stringify(s.manifest)}`)
+      .sort()
+      .join("\n");
   }
 }
 

@@ -57,7 +57,10 @@ describe("resolveHostOptions: every default and its check in one place", () => {
   });
 
   it("SkillHost.open refuses a bad option before it starts anything", async () => {
-    await expect(SkillHost.open({ workspace: tempDir(), skillsDir: tempDir(), maxConcurrent: 0, warm: false })).rejects.toMatchObject({ code: "E_INPUT_INVALID", message: expect.stringContaining("`maxConcurrent`") });
+    await expect(SkillHost.open({ workspace: tempDir(), skillsDir: tempDir(), maxConcurrent: 0, warm: false })).rejects.toMatchObject({
+      code: "E_INPUT_INVALID",
+      message: expect.stringContaining("`maxConcurrent`"),
+    });
   });
 
   it("a workspace that does not exist is E_INPUT_INVALID", () => {
