@@ -1,4 +1,4 @@
-import { PermissionDeniedError, type SkillError } from "../errors.js";
+import { PermissionDeniedError, type SkillError, SkillNotFoundError } from "../errors.js";
 import type { LoadedSkill } from "../manifest/model.js";
 import { authorize, describeNeeds } from "../policy/authorize.js";
 import type { ControlPlane } from "../policy/control-plane.js";
@@ -31,5 +31,5 @@ export function authorizeCall(live: LivePolicy, skill: LoadedSkill, trust: Trust
 /** "No such skill", listing only the skills this trust level may run (never what it may not see). */
 export function notFound(live: LivePolicy, skills: readonly LoadedSkill[], name: string, trust: TrustLevel, vars: { workspace: string; home: string; controlPlane?: ControlPlane | undefined }): SkillError {
   const visible = skills.filter((s) => grantFor(live, s, trust, vars).ok).map((s) => s.manifest.name).sort();
-  return new SkillError("E_SKILL_NOT_FOUND", `no skill named "${name}"; available at trust level "${trust}": ${visible.join(", ") || "none"}`);
+  return new SkillNotFoundError(`no skill named "${name}"; available at trust level "${trust}": ${visible.join(", ") || "none"}`);
 }
