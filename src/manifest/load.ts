@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { lstatSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { join, relative, sep } from "node:path";
-import { Validator, type Schema } from "@cfworker/json-schema";
 import { SkillError, ValidationError, type Issue } from "../errors.js";
 import { parseYamlSafe } from "../util/yaml.js";
+import { compileSchemaPatterns, compileValidator, SchemaPatternError } from "./json-schema.js";
 import { manifestSchema, zodIssues, type Manifest } from "./schema.js";
 import type { LoadedSkill } from "./model.js";
 import { SIGNATURE_FILE } from "./signing.js";
@@ -30,6 +30,10 @@ export function validateManifest(value: unknown, file: string, lineOf?: (path: r
   if (input["type"] !== "object") issues.push({ file, field: "input.type", message: `must be "object" (tools take an object of named arguments), got ${JSON.stringify(input["type"])}` });
   for (const [key, schema] of [["input", input], ["output", result.data.output]] as const) {
     if (schema === undefined) continue;
+    // Patterns compile here, at load: an invalid one is a manifest error, never a failure at the first call.
+    const compiled = compileSchemaPatterns(schema, key, file);
+    issues.push(...compiled.issues);
+    if (compiled.tooDeep) continue;
     const refs = JSON.stringify(schema).match(/"\$ref"\s*:\s*"(?!#)[^"]*"/g);
     if (refs) issues.push({ file, field: key, message: `only local $ref ("#/...") is supported, found ${refs[0]}` });
   }
@@ -41,27 +45,6 @@ function withLine(issue: Issue, lineOf?: (path: readonly PropertyKey[]) => numbe
   const line = lineOf?.(issue.field.split("."));
   return line === undefined ? issue : { ...issue, line };
 }
-
-function compileValidator(schema: Record<string, unknown> | undefined, what: string): (v: unknown) => string[] {
-  if (schema === undefined) return () => [];
-  // @cfworker/json-schema interprets the schema; it never generates code from skill data.
-  const validator = new Validator(schema as Schema, "2020-12", false);
-  return (value) => {
-    const res = validator.validate(value);
-    if (res.valid) return [];
-    const out: string[] = [];
-    for (const e of res.errors) {
-      // Wrapper errors ("property x does not match") repeat what the leaf error says better.
-      if (WRAPPER_KEYWORDS.has(e.keyword) && res.errors.length > 1) continue;
-      const at = what + e.instanceLocation.replace(/^#/, "").split("/").filter(Boolean).map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join("");
-      const prop = /^Property "(.*)" does not match additional properties schema\.$/.exec(e.error);
-      out.push(prop ? `${at}: unknown property "${prop[1]}" (not in the schema)` : `${at}: ${e.error}`);
-    }
-    return [...new Set(out)];
-  };
-}
-
-const WRAPPER_KEYWORDS = new Set(["properties", "items", "prefixItems", "allOf", "$ref", "false", "patternProperties", "dependentSchemas"]);
 
 /** Builds a LoadedSkill from a manifest and its module sources (already read). */
 export function buildSkill(manifest: Manifest, dir: string, files: ReadonlyMap<string, string>, manifestFile: string): LoadedSkill {
@@ -75,14 +58,15 @@ export function buildSkill(manifest: Manifest, dir: string, files: ReadonlyMap<s
       details: { file: manifestFile, field: "sha256", expected: manifest.sha256, actual: entrySha256 },
     });
   }
-  return {
-    manifest,
-    dir,
-    files,
-    entrySha256,
-    validateInput: compileValidator(manifest.input, "input"),
-    validateOutput: compileValidator(manifest.output, "output"),
-  };
+  let validateInput, validateOutput;
+  try {
+    validateInput = compileValidator(manifest.input, "input", manifestFile);
+    validateOutput = compileValidator(manifest.output, "output", manifestFile);
+  } catch (err) {
+    if (err instanceof SchemaPatternError) throw new ValidationError("E_MANIFEST_INVALID", err.issues);
+    throw err;
+  }
+  return { manifest, dir, files, entrySha256, validateInput, validateOutput };
 }
 
 /** Loads one skill folder: `skill.yaml` plus its .js/.mjs modules. Throws SkillError/ValidationError. */
