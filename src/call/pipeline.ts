@@ -79,7 +79,7 @@ export async function runCall(ctx: CallContext, name: string, input: unknown, op
     return refuse(admission.error, { rule: admission.rule, reason: admission.error.message, details: admission.error.details ?? null });
   }
   try {
-    const running = { callId, skill, grant: auth.grant, log: events.log, filter: live.engine.filter.bind(live.engine), depth };
+    const running = { callId, skill, grant: auth.grant, log: events.log, filterRequest: live.engine.filterRequest.bind(live.engine), depth };
 
     // 5 execute (a filter that redacted something gave a new input; otherwise its JSON is reused)
     const run = await execute(ctx, running, admission.input === input ? inputJson : JSON.stringify(admission.input));

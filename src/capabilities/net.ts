@@ -6,6 +6,7 @@ import { HTTP_METHODS } from "../manifest/schema.js";
 import type { Grant } from "../policy/model.js";
 import type { Decision } from "../policy/model.js";
 import { checkAddress, checkNetworkRequest, parseAddress, type Address, type NetRequest } from "../policy/network.js";
+import type { OutgoingRequest } from "../policy/engine/filters.js";
 import { CapabilityFailure, PermissionDenied } from "./errors.js";
 
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -26,8 +27,8 @@ export interface NetScope {
   deadline: number;
   resolve: Resolver;
   record(op: string, target: string, decision: Decision, extra?: Record<string, unknown>): void;
-  /** the policy's content filters for request bodies: a masked body, or the filter that blocks it */
-  filterRequest?(body: string): { body?: string; blocked?: string };
+  /** the policy's request filters over URL, headers and body (raw and decoded): the masked request, or the filter that blocks it and where it matched */
+  filterRequest?(request: OutgoingRequest): { request: OutgoingRequest; blocked?: string; where?: string };
 }
 
 export interface FetchResult {
@@ -163,15 +164,17 @@ function send(url: URL, address: Address, method: string, headers: Record<string
 export async function fetchCapability(scope: NetScope, rawUrl: unknown, rawInit: unknown): Promise<FetchResult> {
   let url = parseUrl(rawUrl);
   let { method, headers, body } = parseInit(rawInit);
-  if (body !== undefined && scope.filterRequest) {
-    const f = scope.filterRequest(body);
+  if (scope.filterRequest) {
+    const f = scope.filterRequest(body === undefined ? { url: url.href, headers } : { url: url.href, headers, body });
     if (f.blocked) {
       const shown = redactUrl(url);
-      const d = { allowed: false as const, rule: `filters.${f.blocked}`, reason: `the request body was blocked by content filter "${f.blocked}"` };
+      const d = { allowed: false as const, rule: `filters.${f.blocked}`, reason: `the request ${f.where ?? "content"} was blocked by content filter "${f.blocked}"` };
       scope.record("fetch", shown, d, { method });
       throw new PermissionDenied("fetch", shown, d);
     }
-    body = f.body;
+    url = new URL(f.request.url);
+    headers = { ...f.request.headers };
+    body = f.request.body;
   }
   for (let hop = 0; ; hop++) {
     const { address } = await authorizeHop(scope, url, method);

@@ -25,10 +25,7 @@ export async function runAttempt(env: ExecutionEnv, call: ExecutionCall, inputJs
   const children = new Set<ChildProcess>();
   const scope: CapabilityScope = {
     ...scopeBase(env, call, attempt, tmpDir, children),
-    filterRequest: (body) => {
-      const f = call.filter("request", body, log);
-      return f.blocked ? { blocked: f.blocked } : { body: String(f.value) };
-    },
+    filterRequest: (request) => call.filterRequest(request, log),
     log: (level, message, fields) => log("skill.log", { attempt, message, fields: capJson(fields) }, level === "warn" || level === "error" ? level : "info"),
     denied: (err) => {
       denied ??= err;

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Resolver } from "../capabilities/net.js";
 import type { LoadedSkill } from "../manifest/model.js";
-import type { FilterResult, FilterStage } from "../policy/engine/filters.js";
+import type { OutgoingRequest, RequestFilterResult } from "../policy/engine/filters.js";
 import { TMP_PLACEHOLDER } from "../policy/match.js";
 import type { ControlPlane } from "../policy/control-plane.js";
 import type { Decision, Grant } from "../policy/model.js";
@@ -40,8 +40,8 @@ export interface ExecutionCall {
   skill: LoadedSkill;
   grant: Grant;
   log: CallLog;
-  /** the policy version's content filters (request bodies of ctx.fetch) */
-  filter(stage: FilterStage, value: unknown, log: CallLog): FilterResult;
+  /** the policy version's request filters over what ctx.fetch sends (URL, headers, body; raw and decoded) */
+  filterRequest(request: OutgoingRequest, log: CallLog): RequestFilterResult;
 }
 
 /** The per-call ${tmp} folder: created only when the grant can use it, removed when the call's attempts end. */

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { fileRuleSchema, hostPattern, limitsSchema, networkRuleSchema, processRuleSchema } from "../manifest/schema.js";
 import { TRUST_LEVELS } from "./trust.js";
+import { compileSlashed, RegexError } from "../util/regex.js";
 
 const ceilingSchema = z.strictObject({
   files: z.array(fileRuleSchema).optional(),
@@ -65,12 +66,12 @@ export const filterRuleSchema = z
   .refine((f) => (f.pattern ? 1 : 0) + (f.terms ? 1 : 0) === 1, "a filter has exactly one of pattern or terms")
   .superRefine((f, ctx) => {
     if (f.pattern === undefined) return;
-    const m = /^\/(.+)\/([a-z]*)$/s.exec(f.pattern);
-    if (!m) return ctx.addIssue({ code: "custom", path: ["pattern"], message: "must be written /regex/ with optional flags" });
+    // Compiled here, at load, on the linear-time engine that will run it (util/regex.ts).
     try {
-      new RegExp(m[1]!, m[2]);
+      compileSlashed(f.pattern);
     } catch (err) {
-      ctx.addIssue({ code: "custom", path: ["pattern"], message: `invalid regular expression: ${(err as Error).message}` });
+      if (!(err instanceof RegexError)) throw err;
+      ctx.addIssue({ code: "custom", path: ["pattern"], message: err.reason === "must be written /regex/ with optional flags" ? err.reason : `invalid regular expression: ${err.reason}` });
     }
   });
 

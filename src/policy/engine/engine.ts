@@ -3,7 +3,7 @@ import type { LoadedSkill } from "../../manifest/load.js";
 import { verifySkillSignature, type SignatureCheck } from "../../manifest/signing.js";
 import type { Policy } from "../load.js";
 import { ApprovalStore, inputDigest } from "./approvals.js";
-import { applyFilters, compileFilters, type FilterResult, type FilterStage } from "./filters.js";
+import { applyFilters, applyRequestFilters, compileFilters, type FilterResult, type FilterStage, type OutgoingRequest, type RequestFilterResult } from "./filters.js";
 import { describeMatch, matches, type CallSubject } from "./match.js";
 import { bucketKey, RateLimiter } from "./rate.js";
 import { windowRefusal, windowAllows } from "./windows.js";
@@ -121,6 +121,13 @@ export class PolicyEngine {
         else this.perCaller.set(subject.caller, n);
       },
     };
+  }
+
+  /** The request filters over a ctx.fetch request, raw and decoded; logs each hit like `filter`. */
+  filterRequest(request: OutgoingRequest, log: EngineLog): RequestFilterResult {
+    const res = applyRequestFilters(this.filters, request);
+    for (const h of res.hits) log("filter.match", { filter: h.filter, stage: "request", action: h.action }, h.action === "log" ? "info" : "warn");
+    return res;
   }
 
   /** Applies the content filters of one stage; logs each hit (filter and action, never the text). */
