@@ -74,6 +74,7 @@ export function compileSchemaPatterns(schema: unknown, field: string, file: stri
  */
 function withPatterns<T>(patterns: ReadonlyMap<string, LinearRegex>, fn: () => T): T {
   const native = globalThis.RegExp;
+  // biome-ignore lint/complexity/useArrowFunction: the validator calls it with `new`, which an arrow function refuses.
   const standIn = function (source: unknown) {
     const re = typeof source === "string" ? patterns.get(source) : undefined;
     // Every pattern of the schema was compiled at load; anything else is refused, never backtracked.
@@ -116,7 +117,14 @@ export function compileValidator(schema: Record<string, unknown> | undefined, wh
     for (const e of res.errors) {
       // Wrapper errors ("property x does not match") repeat what the leaf error says better.
       if (WRAPPER_KEYWORDS.has(e.keyword) && res.errors.length > 1) continue;
-      const at = what + e.instanceLocation.replace(/^#/, "").split("/").filter(Boolean).map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join("");
+      const at =
+        what +
+        e.instanceLocation
+          .replace(/^#/, "")
+          .split("/")
+          .filter(Boolean)
+          .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+          .join("");
       const prop = /^Property "(.*)" does not match additional properties schema\.$/.exec(e.error);
       out.push(prop ? `${at}: unknown property "${prop[1]}" (not in the schema)` : `${at}: ${e.error}`);
     }

@@ -19,13 +19,7 @@ import { RE2JS } from "re2js";
  * Known differences that remain: inside a class `\S`, `\w`, `\d` and `\b` are ASCII (as in JavaScript
  * for `\w`, `\d`, `\b`); with the `m` flag only `\n` ends a line for `^` and `$`.
  */
-export const UNSUPPORTED_REGEX_FEATURES = [
-  "backreferences (\\1, \\k<name>)",
-  "lookahead (?= (?!",
-  "lookbehind (?<= (?<!",
-  "flags y, d, v",
-  "repetition counts above 1000",
-] as const;
+export const UNSUPPORTED_REGEX_FEATURES = ["backreferences (\\1, \\k<name>)", "lookahead (?= (?!", "lookbehind (?<= (?<!", "flags y, d, v", "repetition counts above 1000"] as const;
 
 /** Longest pattern source accepted, in characters. */
 export const MAX_REGEX_SOURCE_CHARS = 4096;

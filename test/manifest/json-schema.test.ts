@@ -64,10 +64,33 @@ describe("schema patterns are compiled at load, on a linear-time engine", () => 
   });
 
   it("formats still accept what they should", () => {
-    const validate = compileValidator({ type: "object", additionalProperties: false, properties: {
-      url: { format: "url" }, uri: { format: "uri" }, host: { format: "hostname" }, ip: { format: "ipv6" }, id: { format: "uuid" }, when: { format: "date-time" }, mail: { format: "email" },
-    } }, "input");
-    expect(validate({ url: "https://example.org/a?b=c", uri: "urn:isbn:0451450523", host: "example.org", ip: "::1", id: "123e4567-e89b-12d3-a456-426614174000", when: "2026-11-29T19:00:00Z", mail: "a@example.org" })).toEqual([]);
+    const validate = compileValidator(
+      {
+        type: "object",
+        additionalProperties: false,
+        properties: {
+          url: { format: "url" },
+          uri: { format: "uri" },
+          host: { format: "hostname" },
+          ip: { format: "ipv6" },
+          id: { format: "uuid" },
+          when: { format: "date-time" },
+          mail: { format: "email" },
+        },
+      },
+      "input",
+    );
+    expect(
+      validate({
+        url: "https://example.org/a?b=c",
+        uri: "urn:isbn:0451450523",
+        host: "example.org",
+        ip: "::1",
+        id: "123e4567-e89b-12d3-a456-426614174000",
+        when: "2026-11-29T19:00:00Z",
+        mail: "a@example.org",
+      }),
+    ).toEqual([]);
     expect(validate({ url: "ftp:/x", host: "-bad-", ip: "1::2::3", id: "nope" })).toHaveLength(4);
   });
 
@@ -93,7 +116,9 @@ describe("the host answers hostile inputs to a hostile schema promptly and stays
 
   it("ReDoS pattern, url format and recursive schema: each ends as a CallResult; the next call is served", async () => {
     const fx = fixture();
-    writeSkill(fx.skills, "redos", `input:\n  type: object\n  properties:\n    q: { type: string, pattern: "^(a+)+$" }\n    u: { type: string, format: url }\n    n: { $ref: "#" }\n`, { "index.js": "export default async () => ({ ok: true });" });
+    writeSkill(fx.skills, "redos", `input:\n  type: object\n  properties:\n    q: { type: string, pattern: "^(a+)+$" }\n    u: { type: string, format: url }\n    n: { $ref: "#" }\n`, {
+      "index.js": "export default async () => ({ ok: true });",
+    });
     host = await fx.open();
     const started = performance.now();
     const attacks = [{ q: "a".repeat(26) + "!" }, { q: "a".repeat(100_000) + "!" }, { u: "http://" + "-".repeat(36) }];

@@ -109,7 +109,10 @@ describe("a skill cannot carry blocked text out through ctx.fetch in an encoding
         "index.js": `export default async (i, ctx) => (await ctx.fetch("http://127.0.0.1:${port}" + i.path, i.init)).text;`,
       });
       const policy = join(fx.root, "policy.yaml");
-      writeFileSync(policy, `version: 1\ntrust:\n  trusted: { network: [{ host: "127.0.0.1", scheme: http }] }\nfilters:\n  rules:\n    - { name: no-secret, terms: [TOP SECRET], on: [request], action: block }\n`);
+      writeFileSync(
+        policy,
+        `version: 1\ntrust:\n  trusted: { network: [{ host: "127.0.0.1", scheme: http }] }\nfilters:\n  rules:\n    - { name: no-secret, terms: [TOP SECRET], on: [request], action: block }\n`,
+      );
       host = await fx.open({ policy });
       const caller = { caller: { id: "t", trust: "trusted" as const } };
       const attacks = [

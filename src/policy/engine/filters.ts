@@ -21,7 +21,10 @@ export const DEPTH_FILTER = "max-depth";
 /** Shipped presets for common secrets; enable by name under filters.presets. */
 const PRESETS: Record<string, { re: LinearRegex; action: "block" }> = {
   "private-keys": { re: compile("-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\\s\\S]*?(?:-----END (?:[A-Z]+ )?PRIVATE KEY-----|$)"), action: "block" },
-  "cloud-keys": { re: compile("\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b|\\bAIza[0-9A-Za-z_-]{35}\\b|\\bgh[pousr]_[0-9A-Za-z]{36,}\\b|\\bxox[abprs]-[0-9A-Za-z-]{10,}\\b|\\bsk-[A-Za-z0-9_-]{20,}\\b"), action: "block" },
+  "cloud-keys": {
+    re: compile("\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b|\\bAIza[0-9A-Za-z_-]{35}\\b|\\bgh[pousr]_[0-9A-Za-z]{36,}\\b|\\bxox[abprs]-[0-9A-Za-z-]{10,}\\b|\\bsk-[A-Za-z0-9_-]{20,}\\b"),
+    action: "block",
+  },
   "bearer-tokens": { re: compile("\\bBearer\\s+[A-Za-z0-9\\-._~+/]{16,}=*"), action: "block" },
 };
 
