@@ -2,11 +2,26 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { main } from "../../dist/src/cli/main.js";
 import { BIN, EXAMPLE_SKILLS, ROOT, tempDir, writeSkill } from "../helpers.js";
 
 let ws: string;
-function skillbox(args: string[], cwd = ws) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: "utf8", timeout: 20_000 });
+/** The CLI in this process (what bin/skillbox.js runs), from the given folder; output captured. */
+async function skillbox(args: string[], cwd = ws) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const before = process.cwd();
+  process.chdir(cwd);
+  try {
+    const code = await main(args, { out: (s) => out.push(s + "\n"), err: (s) => err.push(s + "\n") });
+    return { code, out: out.join(""), err: err.join("") };
+  } finally {
+    process.chdir(before);
+  }
+}
+/** The real executable, where the process itself matters (exit status, stdout/stderr split). */
+function bin(args: string[], cwd = ws) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: "utf8", timeout: 60_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 const NO_STACK = /^\s+at .+:\d+:\d+\)?$/m;
@@ -24,14 +39,14 @@ beforeAll(() => {
 });
 
 describe("skillbox CLI", () => {
-  it("run: prints the output, exit 0", () => {
-    const r = skillbox(["run", "word-stats", "--skills", EXAMPLE_SKILLS, "--input", '{"text":"a b a"}']);
+  it("run: prints the output, exit 0", async () => {
+    const r = await skillbox(["run", "word-stats", "--skills", EXAMPLE_SKILLS, "--input", '{"text":"a b a"}']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ words: 3 });
   });
 
-  it("run --json: exactly one CallResult on stdout", () => {
-    const r = skillbox(["run", "notes", "--trust", "user-verified", "--json", "--session", "s9"]);
+  it("run --json: exactly one CallResult on stdout", async () => {
+    const r = await skillbox(["run", "notes", "--trust", "user-verified", "--json", "--session", "s9"]);
     expect(r.code).toBe(0);
     const lines = r.out.trim().split("\n");
     expect(lines).toHaveLength(1);
@@ -50,43 +65,55 @@ describe("skillbox CLI", () => {
     ["a refused skill", ["run", "notes"], 3, /E_PERMISSION_DENIED: notes needs read access to \$\{workspace\}\/notes\/\*\*, which trust level "untrusted" does not allow/],
     ["no command", [], 2, /Usage:/],
     ["an unknown command", ["explode"], 2, /unknown command "explode"/],
-  ] as const)("%s: exit %i, a clear message, no stack trace", (_what, args, code, message) => {
-    const r = skillbox([...args]);
+  ] as const)("%s: exit $2, a clear message, no stack trace", async (_what, args, code, message) => {
+    const r = await skillbox([...args]);
     expect(r.code).toBe(code);
     expect(r.err + r.out).toMatch(message);
     expect(r.err).not.toMatch(NO_STACK);
   });
 
-  it("validate: names file, field and line; exit 2 when anything is invalid", () => {
-    const r = skillbox(["validate", "skills", "bad.policy.yaml"]);
+  it("validate: names file, field and line; exit 2 when anything is invalid", async () => {
+    const r = await skillbox(["validate", "skills", "bad.policy.yaml"]);
     expect(r.code).toBe(2);
     expect(r.out).toMatch(/✔ .*fails/);
     expect(r.out).toMatch(/✖ .*broken\n\s+.*broken\/skill\.yaml:5: limits\.memoryMb: /);
     expect(r.out).toMatch(/bad\.policy\.yaml:4: trust\.untrusted\.limits\.memoryMb/);
-    expect(skillbox(["validate", EXAMPLE_SKILLS]).code).toBe(0);
+    expect((await skillbox(["validate", EXAMPLE_SKILLS])).code).toBe(0);
   });
 
-  it("list and tools show what each trust level may run", () => {
-    const list = JSON.parse(skillbox(["list", "--skills", EXAMPLE_SKILLS, "--json"]).out) as Array<{ name: string; allowedAt: string[] }>;
+  it("list and tools show what each trust level may run", async () => {
+    const list = JSON.parse((await skillbox(["list", "--skills", EXAMPLE_SKILLS, "--json"])).out) as Array<{ name: string; allowedAt: string[] }>;
     expect(list.find((s) => s.name === "read-notes")?.allowedAt).toEqual(["user-verified", "trusted", "system"]);
-    const untrusted = JSON.parse(skillbox(["tools", "--format", "openai", "--skills", EXAMPLE_SKILLS]).out) as Array<{ type: string; function: { name: string; parameters: unknown } }>;
+    const untrusted = JSON.parse((await skillbox(["tools", "--format", "openai", "--skills", EXAMPLE_SKILLS])).out) as Array<{ type: string; function: { name: string; parameters: unknown } }>;
     expect(untrusted.every((t) => t.type === "function" && typeof t.function.parameters === "object")).toBe(true);
     expect(untrusted.map((t) => t.function.name)).not.toContain("read-notes");
-    const trusted = JSON.parse(skillbox(["tools", "--format", "anthropic", "--trust", "trusted", "--skills", EXAMPLE_SKILLS]).out) as Array<{ name: string; input_schema: unknown }>;
+    const trusted = JSON.parse((await skillbox(["tools", "--format", "anthropic", "--trust", "trusted", "--skills", EXAMPLE_SKILLS])).out) as Array<{ name: string; input_schema: unknown }>;
     expect(trusted.map((t) => t.name)).toContain("write-report");
-    const mcp = JSON.parse(skillbox(["tools", "--format", "mcp", "--trust", "trusted", "--skills", EXAMPLE_SKILLS]).out) as Array<{ name: string; inputSchema: unknown; annotations: Record<string, boolean> }>;
+    const mcp = JSON.parse((await skillbox(["tools", "--format", "mcp", "--trust", "trusted", "--skills", EXAMPLE_SKILLS])).out) as Array<{ name: string; inputSchema: unknown; annotations: Record<string, boolean> }>;
     expect(mcp.find((t) => t.name === "read-notes")?.annotations).toMatchObject({ readOnlyHint: true, openWorldHint: false });
   });
 
-  it("audit verify and tail read the log the runs wrote", () => {
-    const v = skillbox(["audit", "verify"]);
+  it("audit verify and tail read the log the runs wrote", async () => {
+    const v = await skillbox(["audit", "verify"]);
     expect(v.code).toBe(0);
     expect(v.out).toMatch(/chain intact/);
-    const t = skillbox(["audit", "tail", "-n", "50"]);
+    const t = await skillbox(["audit", "tail", "-n", "50"]);
     expect(t.out).toMatch(/DENIED .*notes by cli \(untrusted\)/);
   });
 
   it("the package's bin runs from the repository root too", () => {
-    expect(skillbox(["list"], ROOT).out).toMatch(/word-stats/);
+    const r = bin(["list"], ROOT);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/word-stats/);
+  });
+
+  it.each([
+    ["a skill that fails at run time", ["run", "fails", "--json"], 1],
+    ["a bad request", ["run", "fails", "--input", "{nope"], 2],
+    ["a refusal by policy", ["run", "notes"], 3],
+  ] as const)("the bin's exit status is the documented code: %s exits $2, no stack trace", (_what, args, code) => {
+    const r = bin([...args]);
+    expect(r.code).toBe(code);
+    expect(r.err).not.toMatch(NO_STACK);
   });
 });
