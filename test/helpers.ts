@@ -70,6 +70,18 @@ export function readEvents(file: string): Array<Record<string, unknown>> {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Waits until `ready()` holds (checked every `everyMs`), for readiness instead of a fixed sleep.
+ * Rejects after `withinMs`, naming what it waited for; the bound is generous because CI is loaded.
+ */
+export async function waitFor(what: string, ready: () => boolean | Promise<boolean>, { withinMs = 20_000, everyMs = 10 } = {}): Promise<void> {
+  const end = performance.now() + withinMs;
+  while (!(await ready())) {
+    if (performance.now() > end) throw new Error(`timed out after ${withinMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
 /** CPU ticks (1/100 s) a process has used, Linux only. */
 export function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -66,10 +66,11 @@ describe("process lifetime", () => {
       const host = await SkillHost.open({ skillsDir: ${JSON.stringify(EXAMPLE_SKILLS)}, workspace: ${JSON.stringify(dir)} });
       const r = await host.call("word-stats", { text: "a b" });
       console.log(r.ok);`;
-    const t0 = Date.now();
-    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 10_000 });
+    // A handle that kept the process alive would hang it until spawnSync kills it (status null, signal SIGTERM);
+    // the bound is for that case only, generous for a loaded machine, and not a timing assertion.
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    expect(r.signal).toBeNull();
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe("true");
-    expect(Date.now() - t0).toBeLessThan(5000);
   });
 });

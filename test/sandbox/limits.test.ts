@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SkillHost } from "../../dist/src/index.js";
-import { cpuTicks, fixture, sleep, writeSkill } from "../helpers.js";
+import { cpuTicks, fixture, sleep, waitFor, writeSkill } from "../helpers.js";
 
 const HOSTILE: Record<string, [string | string[], string]> = {
   "loop-top-level": ["E_TIMEOUT", "while (true) {} export default async () => 1;"],
@@ -22,40 +22,49 @@ describe("limits: runaway skills end as E_TIMEOUT / E_MEMORY_LIMIT and the host 
   let host: SkillHost;
   beforeAll(async () => {
     const fx = fixture();
-    for (const [name, [, src]] of Object.entries(HOSTILE)) {
-      writeSkill(fx.skills, name, "limits: { timeoutMs: 300, memoryMb: 16 }\n", { "index.js": src });
+    for (const [name, [code, src]] of Object.entries(HOSTILE)) {
+      // A memory bomb gets all the time its trust level allows (it needs a few ms), so the memory cap ends it, not a race with the clock.
+      writeSkill(fx.skills, name, `limits: { timeoutMs: ${code === "E_MEMORY_LIMIT" ? 2000 : 300}, memoryMb: 16 }\n`, { "index.js": src });
     }
+    writeSkill(fx.skills, "spin-long", "limits: { timeoutMs: 3000 }\n", { "index.js": "export default async () => { while (true) {} };" });
     writeSkill(fx.skills, "quick", "", { "index.js": "export default async (i) => ({ echo: i.v });" });
     writeSkill(fx.skills, "bad-output", "", { "index.js": "export default async () => ({ n: 10n });" });
     host = await fx.open({ workers: 2 });
   });
   afterAll(async () => host.close());
 
+  // Each ends with its own code (a hang would fail by the test's timeout), and the host serves the next call.
   it.each(Object.entries(HOSTILE))("%s", async (name, [code]) => {
-    const t0 = performance.now();
-    const hostile = host.call(name, {});
-    // While it runs, the host answers other calls.
-    await sleep(50);
-    const q0 = performance.now();
-    const quick = await host.call("quick", { v: name });
-    const quickMs = performance.now() - q0;
-    expect(quick.ok && quick.output).toEqual({ echo: name });
-    expect(quickMs).toBeLessThan(250);
-    const r = await hostile;
+    const r = await host.call(name, {});
     expect(r.ok).toBe(false);
     if (!r.ok) expect([code].flat()).toContain(r.error.code);
-    // Ends near its deadline, not never.
-    expect(performance.now() - t0).toBeLessThan(3000);
+    const quick = await host.call("quick", { v: name });
+    expect(quick.ok && quick.output).toEqual({ echo: name });
   });
 
   it("the CPU goes quiet afterwards: no worker keeps burning", async () => {
-    await sleep(700); // grace for kills and the idle-CPU watchdog
-    const pids = host.sandboxStats().workerPids;
-    const before = pids.map(cpuTicks);
-    await sleep(1000);
-    const after = pids.map(cpuTicks);
-    const busiest = Math.max(...after.map((a, i) => a - before[i]!));
-    expect(busiest).toBeLessThan(30); // < 30% of a core over one second
+    // Measured over half-second windows until one is quiet (kills and the idle watchdog take a moment).
+    let busiest = Number.POSITIVE_INFINITY;
+    await waitFor("the workers to go quiet", async () => {
+      const pids = host.sandboxStats().workerPids;
+      const before = pids.map(cpuTicks);
+      await sleep(500);
+      busiest = Math.max(0, ...pids.map((p, i) => cpuTicks(p) - before[i]!));
+      return busiest < 15; // < 30% of a core over the window
+    });
+    expect(busiest).toBeLessThan(15);
+  });
+
+  it("while a runaway skill spins, the host answers other calls", async () => {
+    let settled = false;
+    const hostile = host.call("spin-long", {}, { caller: { id: "t", trust: "trusted" } }).finally(() => (settled = true));
+    await waitFor("the runaway call to start", () => host.sandboxStats().inflight >= 1);
+    const quick = await host.call("quick", { v: "meanwhile" });
+    expect(quick.ok && quick.output).toEqual({ echo: "meanwhile" });
+    // Its 3 s are a wide margin for a call that takes milliseconds, even on a loaded machine.
+    expect(settled).toBe(false);
+    const r = await hostile;
+    expect(!r.ok && r.error.code).toBe("E_TIMEOUT");
   });
 
   it("a result that is not JSON is E_OUTPUT_INVALID", async () => {
