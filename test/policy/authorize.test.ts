@@ -65,9 +65,15 @@ describe("authorize: declared needs vs. trust ceiling minus deny rules", () => {
 
   it("is pure: same inputs, same answer, nothing touched", () => {
     const m = manifest(`  files: [{ path: "\${workspace}/notes/**", access: [read] }]`);
+    const snapshot = JSON.stringify({ m, policy, vars });
     const a = authorize(m, { trust: "user-verified", policy, vars });
     const b = authorize(m, { trust: "user-verified", policy, vars });
-    expect(a.ok && b.ok && a.grant.files.map((f) => f.pattern)).toEqual(["/ws/notes/**"]);
+    expect(a.ok && a.grant.files.map((f) => f.pattern)).toEqual(["/ws/notes/**"]);
+    // Same answer (compiled matchers are fresh closures each time, so compare everything else).
+    const plain = (x: unknown) => JSON.stringify(x, (_k, v: unknown) => (typeof v === "function" ? "[fn]" : v instanceof Set ? [...(v as Set<unknown>)].sort() : v));
+    expect(plain(b)).toBe(plain(a));
+    // Neither the manifest, the policy nor the variables were changed by it.
+    expect(JSON.stringify({ m, policy, vars })).toBe(snapshot);
   });
 });
 

@@ -31,6 +31,13 @@ describe("hostile skill code cannot reach the host", () => {
         try { ctx.fs.readFile = async () => "forged"; } catch (e) { attempts.push("fs frozen"); }
         try { ctx.env.workspace = "/"; } catch (e) { attempts.push("env frozen"); }
         try { Object.defineProperty(ctx, "fetch", { value: 1 }); } catch (e) { attempts.push("ctx frozen"); }
+        try { ctx.log.info = () => undefined; } catch (e) { attempts.push("log frozen"); }
+        try { delete ctx.exec; } catch (e) { attempts.push("exec kept"); }
+        try { ctx.extra = 1; } catch (e) { attempts.push("ctx closed"); }
+        if (input.report) {
+          const frozen = Object.entries(ctx).filter(([, v]) => v !== null && typeof v === "object").every(([, v]) => Object.isFrozen(v));
+          return { attempts, ctxFrozen: Object.isFrozen(ctx), partsFrozen: frozen, workspace: ctx.env.workspace, execType: typeof ctx.exec };
+        }
         // Replace intrinsics the prelude uses; it captured its own copies first.
         JSON.parse = () => ({ ok: true, value: "forged" });
         JSON.stringify = () => "{}";
@@ -87,7 +94,18 @@ describe("hostile skill code cannot reach the host", () => {
     expect(b.ok && b.output).toEqual({ count: 1, local: 1 });
   });
 
-  it("ctx is frozen and replacing intrinsics does not forge capability replies", async () => {
+  it("ctx and every object in it are frozen: each tampering attempt throws and changes nothing", async () => {
+    const r = await host.call("tamper-ctx", { report: true });
+    expect(r.ok && r.output).toEqual({
+      attempts: ["fs frozen", "env frozen", "ctx frozen", "log frozen", "exec kept", "ctx closed"],
+      ctxFrozen: true,
+      partsFrozen: true,
+      workspace: expect.not.stringMatching(/^\/$/),
+      execType: "function",
+    });
+  });
+
+  it("replacing intrinsics does not forge capability replies", async () => {
     const r = await host.call("tamper-ctx", {});
     expect(r.ok).toBe(false);
     // The forged readFile never happened: the real one was called and refused.
@@ -97,6 +115,11 @@ describe("hostile skill code cannot reach the host", () => {
   it("stack traces expose no host function", async () => {
     const r = await host.call("stack-walk", {});
     expect(r.ok).toBe(true);
-    if (r.ok) expect(JSON.stringify(r.output)).not.toMatch(/"function"|,function|function,/);
+    if (!r.ok) return;
+    // Both host-backed calls threw inside the sandbox and their stacks were walked.
+    const stacks = r.output as string[];
+    expect(stacks).toHaveLength(2);
+    for (const s of stacks) expect(s.length).toBeGreaterThan(0);
+    expect(JSON.stringify(stacks)).not.toMatch(/"function"|,function|function,/);
   });
 });
