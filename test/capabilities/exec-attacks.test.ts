@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SkillHost } from "../../dist/src/index.js";
-import { fixture, type Fixture, sleep, writeSkill } from "../helpers.js";
+import { fixture, type Fixture, waitFor, writeSkill } from "../helpers.js";
 
 function processState(pid: number): string {
   try {
@@ -106,15 +106,13 @@ describe("ctx.exec holds against shell, argument, PATH and environment attacks",
   });
 
   it("kills a child that runs past its timeout, with its whole process group", async () => {
-    const t0 = performance.now();
     const r = await run({ command: "sleep", args: ["1000"], options: { timeoutMs: 300 } });
     expect(r.ok && r.output).toMatchObject({ timedOut: true, signal: "SIGKILL", exitCode: null });
-    expect(performance.now() - t0).toBeLessThan(2000);
     const g = await run({ command: "sh", args: ["-c", "sleep 1000 & echo $!; wait"], options: { timeoutMs: 300 } });
     const grandchild = Number(String((g.ok && (g.output as { stdout: string }).stdout) || "").trim());
     expect(grandchild).toBeGreaterThan(0);
-    await sleep(100);
-    // Gone, or a zombie waiting to be reaped by init: either way no longer running.
+    // Gone, or a zombie waiting to be reaped by init: either way no longer running (the kill lands asynchronously).
+    await waitFor("the grandchild to stop", () => /^(gone|Z)$/.test(processState(grandchild)));
     expect(processState(grandchild)).toMatch(/^(gone|Z)$/);
   });
 

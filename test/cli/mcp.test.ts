@@ -4,7 +4,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ToolListChangedNotificationSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BIN, EXAMPLE_SKILLS, readEvents, sleep, tempDir, writeSkill } from "../helpers.js";
+import { BIN, EXAMPLE_SKILLS, readEvents, tempDir, waitFor, writeSkill } from "../helpers.js";
 
 async function connect(ws: string, trust: string) {
   const transport = new StdioClientTransport({
@@ -79,7 +79,7 @@ describe("skillbox mcp, driven by the MCP SDK client over stdio", () => {
 
   it("picks up a new skill folder and sends notifications/tools/list_changed", async () => {
     writeSkill(join(ws, "skills"), "shout", "input: { type: object, properties: { text: { type: string } }, required: [text] }\n", { "index.js": "export default async (i) => ({ loud: i.text.toUpperCase() });" });
-    for (let i = 0; i < 50 && low.listChanged() === 0; i++) await sleep(100);
+    await waitFor("notifications/tools/list_changed", () => low.listChanged() > 0);
     expect(low.listChanged()).toBeGreaterThan(0);
     expect((await low.client.listTools()).tools.map((t) => t.name)).toContain("shout");
     const r = (await low.client.callTool({ name: "shout", arguments: { text: "hi" } })) as CallToolResult;
@@ -87,8 +87,10 @@ describe("skillbox mcp, driven by the MCP SDK client over stdio", () => {
   });
 
   it("every call is in the security log with the caller and the session", async () => {
-    await sleep(200);
-    const events = [...readEvents(join(ws, "audit-user-verified.jsonl")), ...readEvents(join(ws, "audit-untrusted.jsonl"))].filter((e) => e["event"] === "call.end");
+    // The servers write their logs asynchronously: wait until both calls' ends are there.
+    const ends = () => [...readEvents(join(ws, "audit-user-verified.jsonl")), ...readEvents(join(ws, "audit-untrusted.jsonl"))].filter((e) => e["event"] === "call.end");
+    await waitFor("both sessions' call.end events", () => new Set(ends().map((e) => e["session"])).size >= 2);
+    const events = ends();
     expect(events.some((e) => e["skill"] === "read-notes" && e["caller"] === "claude" && e["session"] === "conv-user-verified" && e["outcome"] === "ok")).toBe(true);
     expect(events.some((e) => e["skill"] === "read-notes" && e["session"] === "conv-untrusted" && e["code"] === "E_PERMISSION_DENIED")).toBe(true);
   });

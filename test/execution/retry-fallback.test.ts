@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SkillHost } from "../../dist/src/index.js";
-import { fixture, type Fixture, sleep, writeSkill } from "../helpers.js";
+import { fixture, type Fixture, waitFor, writeSkill } from "../helpers.js";
 
 describe("retry with backoff, and fallback", () => {
   let fx: Fixture;
@@ -104,7 +104,7 @@ describe("retry with backoff, and fallback", () => {
 
   it("a worker killed mid-call is reported and the attempt retried on a fresh worker", async () => {
     const pending = host.call("waits", {});
-    await sleep(150);
+    await waitFor("the call to be running in a worker", () => host.sandboxStats().inflight >= 1);
     const [pid] = host.sandboxStats().workerPids;
     process.kill(pid!, "SIGKILL");
     const r = await pending;

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { SkillHost } from "../../dist/src/index.js";
-import { BIN, fixture, type Fixture, readEvents, sleep, writeSkill } from "../helpers.js";
+import { BIN, fixture, type Fixture, readEvents, waitFor, writeSkill } from "../helpers.js";
 
 let host: SkillHost | undefined;
 afterEach(async () => {
@@ -164,13 +164,14 @@ describe("policy engine through host.call", () => {
     writeSkill(fx.skills, "slow", "", { "index.js": "export default async () => { const t = Date.now(); while (Date.now() - t < 400) {} return 'done'; };" });
     const file = withPolicy(fx, "version: v1\n");
     const warnings: string[] = [];
-    host = await fx.open({ policy: file, stateDir: join(fx.root, "state"), onWarning: (m) => warnings.push(m) });
+    const h = await fx.open({ policy: file, stateDir: join(fx.root, "state"), onWarning: (m) => warnings.push(m) });
+    host = h;
     const changes: string[] = [];
     const stop = host.watch((what) => changes.push(what), 50);
     const inFlight = host.call("slow", {});
-    await sleep(100);
+    await waitFor("the first call to be running", () => h.sandboxStats().inflight >= 1);
     writeFileSync(file, "version: v2\nrateLimits: [{ limit: 1/hour }]\n");
-    for (let i = 0; i < 40 && !changes.includes("policy"); i++) await sleep(50);
+    await waitFor("the policy change to be seen", () => changes.includes("policy"));
     expect(host.policy.version).toMatch(/^v2@/);
     const first = await inFlight;
     expect(first.ok).toBe(true);
@@ -180,7 +181,7 @@ describe("policy engine through host.call", () => {
     const limited = await host.call("slow", {});
     expect(!limited.ok && limited.error.code).toBe("E_RATE_LIMITED");
     writeFileSync(file, "version: v3\nrateLimits: [{ limit: lots }]\n");
-    for (let i = 0; i < 40 && warnings.length === 0; i++) await sleep(50);
+    await waitFor("the invalid policy to be reported", () => warnings.length > 0);
     expect(warnings.join("\n")).toMatch(/was not loaded; v2@\w+ stays in force/);
     expect(host.policy.version).toMatch(/^v2@/);
     stop();
