@@ -3,7 +3,9 @@
  * the call pipeline (call/pipeline.ts), the live policy (policy/live.ts), the sandbox supervisor
  * and the security log. How one call runs is in call/pipeline.ts.
  */
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
+import { join } from "node:path";
 import { AuditLog } from "./audit/log.js";
 import { BWRAP_INSTALL_HINT, detectBwrap } from "./capabilities/confine.js";
 import { HostControlPlane, type ControlPlaneSources } from "./capabilities/control-plane.js";
@@ -14,7 +16,7 @@ import type { CallContext } from "./call/context.js";
 import { SYSTEM_FIELDS } from "./call/events.js";
 import { runCall } from "./call/pipeline.js";
 import type { CallResult } from "./call/result.js";
-import { resolveHostOptions, type ResolvedHostOptions, type SkillHostOptions } from "./config/options.js";
+import { DEFAULTS, resolveHostOptions, type ResolvedHostOptions, type SkillHostOptions } from "./config/options.js";
 import { asSkillError, InputInvalidError, SkillError, SkillNotFoundError } from "./errors.js";
 import { Slots } from "./execution/slots.js";
 import type { Approval } from "./policy/engine/approvals.js";
@@ -101,6 +103,14 @@ export class SkillHost {
     await host.warnUnconfined();
     if (resolved.warm) await host.supervisor.warm();
     return host;
+  }
+
+  /**
+   * Starts the sandbox workers (and their pools) ahead of the first call. open() does it unless
+   * `warm: false`; a server that must answer its client first (MCP) calls it afterwards.
+   */
+  async warm(): Promise<void> {
+    await this.supervisor.warm();
   }
 
   /** Skill folders that could not be loaded at the last scan, and why. */
@@ -233,7 +243,7 @@ export class SkillHost {
    * flight finish under the version they started with. Returns whether the new version is live.
    */
   reloadPolicy(): boolean {
-    const file = this.options.policyFile;
+    const file = this.policyPath();
     if (!file) return false;
     const before = this.live.policy.version;
     try {
@@ -259,12 +269,19 @@ export class SkillHost {
   watch(onChange: (what: "skills" | "policy") => void = () => undefined, debounceMs = 150): () => void {
     return watchSources({
       skillsDir: this.skillsDir,
-      policyFile: this.options.policyFile,
+      // With no policy file yet, watch for the workspace's: one created later is picked up.
+      policyFile: this.policyPath() ?? join(this.workspace, DEFAULTS.policyFileName),
       reload: (what) => (what === "skills" ? this.reload() : this.reloadPolicy()),
       onChange,
       debounceMs,
       warn: this.options.onWarning,
     });
+  }
+
+  /** The policy file given to open(), else the workspace's skillbox.policy.yaml (or .toml) if it exists now. */
+  private policyPath(): string | undefined {
+    if (this.options.policyFile) return this.options.policyFile;
+    return [DEFAULTS.policyFileName, DEFAULTS.policyFileName.replace(/\.yaml$/, ".toml")].map((f) => join(this.workspace, f)).find((f) => existsSync(f));
   }
 
   /** Lets calls in flight finish (each ends by its own deadline), stops the sandbox workers and flushes the security log. */

@@ -19,12 +19,38 @@ export function annotations(m: Manifest) {
 export function toolDefinitions(format: ToolFormat, manifests: Manifest[]): unknown[] {
   return manifests.map((m) => {
     switch (format) {
-      case "mcp":
-        return { name: m.name, description: m.description, inputSchema: m.input, ...(m.output ? { outputSchema: m.output } : {}), annotations: annotations(m) };
+      case "mcp": {
+        const outputSchema = mcpOutputSchema(m.output);
+        return { name: m.name, description: m.description, inputSchema: m.input, ...(outputSchema ? { outputSchema } : {}), annotations: annotations(m) };
+      }
       case "openai":
         return { type: "function", function: { name: m.name, description: m.description, parameters: m.input } };
       case "anthropic":
         return { name: m.name, description: m.description, input_schema: m.input };
     }
   });
+}
+
+/** MCP's structured content is always an object: is this output schema one (`type: object`)? */
+export function isObjectSchema(schema: unknown): boolean {
+  return schema !== null && typeof schema === "object" && (schema as { type?: unknown }).type === "object";
+}
+
+/**
+ * The output schema as MCP tools/list shows it. MCP requires an object, and clients drop every
+ * tool of a server when one is not: a skill returning anything else is shown (and its result
+ * sent) wrapped as `{ result: <output> }`.
+ */
+export function mcpOutputSchema(output: unknown): Record<string, unknown> | undefined {
+  if (output === undefined) return undefined;
+  if (isObjectSchema(output)) return output as Record<string, unknown>;
+  const wrapped = { type: "object", properties: { result: output }, required: ["result"], additionalProperties: false };
+  wrappedSchemas.add(wrapped);
+  return wrapped;
+}
+
+const wrappedSchemas = new WeakSet<object>();
+/** Whether mcpOutputSchema() made this schema by wrapping a non-object one (its results go as `{ result }`). */
+export function isWrappedOutputSchema(schema: unknown): boolean {
+  return schema !== null && typeof schema === "object" && wrappedSchemas.has(schema);
 }

@@ -112,8 +112,9 @@ export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path
     throw new InputInvalidError(`workspace ${workspaceGiven} does not exist`, { details: { option: "workspace" } });
   }
   const policyGiven = optionalString("policy", options.policy);
-  const implicit = resolve(workspace, DEFAULTS.policyFileName);
-  const policyFile = policyGiven !== undefined ? resolve(policyGiven) : exists(implicit) ? implicit : undefined;
+  // skillbox.policy.yaml, else skillbox.policy.toml (same schema).
+  const implicit = [DEFAULTS.policyFileName, DEFAULTS.policyFileName.replace(/\.yaml$/, ".toml")].map((f) => resolve(workspace, f)).find((f) => exists(f));
+  const policyFile = policyGiven !== undefined ? resolve(policyGiven) : implicit;
 
   const audit = typeof options.audit === "string" ? { file: options.audit } : options.audit;
   if (audit !== undefined && (audit === null || typeof audit !== "object")) throw invalid("audit", "a file path or an object", audit);

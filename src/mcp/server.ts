@@ -1,9 +1,13 @@
 import { randomUUID } from "node:crypto";
+import { Validator, type Schema } from "@cfworker/json-schema";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from "@modelcontextprotocol/sdk/types.js";
-import type { CallResult, SkillHost } from "../host.js";
-import type { TrustLevel } from "../policy/trust.js";
+import type { CallOptions } from "../call/caller.js";
+import type { CallResult } from "../call/result.js";
+import type { SkillHost } from "../host.js";
+import { TRUST_LEVELS, type TrustLevel } from "../policy/trust.js";
+import { isWrappedOutputSchema } from "../tools.js";
 
 export interface McpOptions {
   trust: TrustLevel;
@@ -13,52 +17,160 @@ export interface McpOptions {
   version: string;
   /** how long to wait for a burst of file changes to settle; @default 150 */
   debounceMs?: number;
+  /** the startup line and problems (never stdout: it carries the protocol); @default stderr */
+  log?: (line: string) => void;
+  /** warm the sandbox workers once connected; @default true */
+  warm?: boolean;
 }
 
-const HINTS: Record<string, string> = {
-  E_PERMISSION_DENIED: "The caller's trust level or the policy does not allow this; do not retry, ask the user.",
-  E_INPUT_INVALID: "Fix the arguments to match the tool's input schema and call again.",
-  E_TIMEOUT: "The tool ran out of time; it may succeed later.",
-  E_RATE_LIMITED: "Wait before calling again.",
-  E_SKILL_NOT_FOUND: "Use tools/list to see the available tools.",
-};
+export interface McpServerHandle {
+  /** cancels calls in flight, stops watching, flushes the security log and closes the host */
+  close(): Promise<void>;
+  /** settles once the server has closed (client gone, stdin ended, or close()) */
+  closed: Promise<void>;
+}
 
-/** A CallResult as an MCP tool result: structured output plus text, or isError with the code and what to do. */
-export function toToolResult(r: CallResult): CallToolResult {
-  if (r.ok) {
-    const structured = r.output !== null && typeof r.output === "object" && !Array.isArray(r.output) ? (r.output as Record<string, unknown>) : undefined;
-    return { content: [{ type: "text", text: JSON.stringify(r.output) }], ...(structured ? { structuredContent: structured } : {}) };
+/** What a model should do next, per error code; commands carry --workspace so they work from any folder. */
+function hint(code: string, host: SkillHost, options: McpOptions, r: CallResult & { ok: false }, name: string): string {
+  const ws = ` --workspace ${JSON.stringify(host.workspace)}`;
+  switch (code) {
+    case "E_PERMISSION_DENIED": {
+      let lowest: string | undefined;
+      try {
+        lowest = TRUST_LEVELS.find((t) => TRUST_LEVELS.indexOf(t) > TRUST_LEVELS.indexOf(options.trust) && host.authorize(name, t).ok);
+      } catch {
+        lowest = undefined;
+      }
+      const how = lowest ? ` The server runs at trust "${options.trust}"; "${lowest}" may run this tool (skillbox mcp --trust ${lowest}${ws}), or the policy can grant it (skillbox policy show --trust ${options.trust}${ws}).` : "";
+      return `The caller's trust level or the policy does not allow this; do not retry, ask the user.${how}`;
+    }
+    case "E_APPROVAL_REQUIRED": {
+      const id = (r.error.details as { approvalId?: string } | undefined)?.approvalId;
+      return `A person must approve this call first: ask the user to run \`skillbox approvals approve ${id ?? "<id>"}${ws}\`, then call the tool again with the same arguments.`;
+    }
+    case "E_INPUT_INVALID":
+      return "Fix the arguments to match the tool's input schema and call again.";
+    case "E_TIMEOUT":
+      return "The tool ran out of time; it may succeed later.";
+    case "E_RATE_LIMITED":
+      return "Wait before calling again.";
+    case "E_SKILL_NOT_FOUND":
+      return "Use tools/list to see the available tools.";
+    case "E_CANCELLED":
+      return "The call was cancelled.";
+    default:
+      return "";
   }
-  const hint = HINTS[r.error.code];
-  return { isError: true, content: [{ type: "text", text: `${r.error.code}: ${r.error.message}${hint ? `\n${hint}` : ""}` }] };
+}
+
+const validators = new Map<string, Validator>();
+/** Errors of `value` against a published output schema (compiled once per schema text). */
+function schemaErrors(schema: unknown, value: unknown): string[] {
+  const key = JSON.stringify(schema);
+  let v = validators.get(key);
+  if (!v) {
+    v = new Validator(schema as Schema, "2020-12", false);
+    validators.set(key, v);
+  }
+  const res = v.validate(value);
+  return res.valid ? [] : res.errors.slice(0, 5).map((e) => `${e.instanceLocation}: ${e.error}`);
+}
+
+/**
+ * A CallResult as an MCP tool result: text plus structured content that matches the tool's
+ * published output schema (a non-object output wrapped as `{ result }`), or isError with the
+ * code and what to do. Output that does not match the schema the client was shown, such as a
+ * fallback's, is never sent as structured content: strict clients would reject the whole reply.
+ */
+export function toToolResult(r: CallResult, outputSchema?: unknown, hintText = ""): CallToolResult {
+  if (!r.ok) return { isError: true, content: [{ type: "text", text: `${r.error.code}: ${r.error.message}${hintText ? `\n${hintText}` : ""}` }] };
+  const text = JSON.stringify(r.output) ?? "null";
+  if (outputSchema === undefined) {
+    const structured = r.output !== null && typeof r.output === "object" && !Array.isArray(r.output) ? (r.output as Record<string, unknown>) : undefined;
+    return { content: [{ type: "text", text }], ...(structured ? { structuredContent: structured } : {}) };
+  }
+  const structured = (isWrappedOutputSchema(outputSchema) ? { result: r.output } : r.output) as Record<string, unknown>;
+  const errors = structured !== null && typeof structured === "object" && !Array.isArray(structured) ? schemaErrors(outputSchema, structured) : ["not an object"];
+  if (errors.length > 0) {
+    const from = r.fallback ? `the fallback ${r.fallback}` : "the skill";
+    return { isError: true, content: [{ type: "text", text: `E_OUTPUT_INVALID: ${from} returned output that does not match the tool's output schema (${errors.join("; ")}). Its output as text:\n${text}` }] };
+  }
+  return { content: [{ type: "text", text }], structuredContent: structured };
 }
 
 /** Serves a host's skills as MCP tools over stdio. stdout carries protocol messages only. */
-export async function serveMcp(host: SkillHost, options: McpOptions): Promise<{ close(): Promise<void> }> {
+export async function serveMcp(host: SkillHost, options: McpOptions): Promise<McpServerHandle> {
   const session = options.session ?? `mcp-${randomUUID()}`;
+  const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"));
   const server = new Server({ name: "skillbox", version: options.version }, { capabilities: { tools: { listChanged: true } } });
+  const inflight = new Set<AbortController>();
 
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: host.tools("mcp", { trust: options.trust }) as never[] }));
-  server.setRequestHandler(CallToolRequestSchema, async (req) => {
+  const published = () => host.tools("mcp", { trust: options.trust }) as { name: string; outputSchema?: unknown }[];
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: published() as never[] }));
+  server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
+    const name = req.params.name;
     const args = req.params.arguments ?? {};
-    const result = await host.call(req.params.name, args, { caller: { id: options.callerId, trust: options.trust, session } });
-    return toToolResult(result);
+    // Aborted by notifications/cancelled (the SDK's signal) or when this server closes.
+    const controller = new AbortController();
+    const abort = () => controller.abort(extra.signal.reason ?? new Error("cancelled by the client"));
+    if (extra.signal.aborted) abort();
+    else extra.signal.addEventListener("abort", abort, { once: true });
+    inflight.add(controller);
+    const progressToken = req.params._meta?.progressToken;
+    let progress = 0;
+    const callOptions = {
+      caller: { id: options.callerId, trust: options.trust, session },
+      signal: controller.signal,
+      ...(progressToken !== undefined
+        ? {
+            onProgress: (p: { attempt?: number; attempts?: number; retryDelayMs?: number; message?: string }) => {
+              progress = Math.max(progress + 1, p.attempt ?? 0);
+              const message = [p.attempt !== undefined ? `attempt ${p.attempt}${p.attempts !== undefined ? ` of ${p.attempts}` : ""}` : "", p.retryDelayMs !== undefined ? `next in ${Math.round(p.retryDelayMs)} ms` : "", p.message ?? ""].filter(Boolean).join(", ");
+              void extra.sendNotification({ method: "notifications/progress", params: { progressToken, progress, ...(p.attempts !== undefined ? { total: p.attempts } : {}), ...(message ? { message } : {}) } }).catch(() => undefined);
+            },
+          }
+        : {}),
+    };
+    try {
+      const result = await host.call(name, args, callOptions as CallOptions);
+      const tool = published().find((t) => t.name === name);
+      return toToolResult(result, tool?.outputSchema, result.ok ? "" : hint(result.error.code, host, options, result, name));
+    } finally {
+      inflight.delete(controller);
+      extra.signal.removeEventListener("abort", abort);
+    }
   });
 
   // Skill folders or the policy changed: reloaded (validated first); the tool list may differ.
   const stopWatching = host.watch(() => void server.sendToolListChanged().catch(() => undefined), options.debounceMs ?? 150);
 
-  const transport = new StdioServerTransport();
-  await server.connect(transport);
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    stopWatching();
-    await server.close().catch(() => undefined);
-    await host.close();
+  let markClosed!: () => void;
+  const closed = new Promise<void>((r) => (markClosed = r));
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      stopWatching();
+      for (const c of inflight) c.abort(new Error("the MCP server is shutting down"));
+      await server.close().catch(() => undefined);
+      await host.close();
+      markClosed();
+    })();
+    return closing;
   };
+
+  // Answer `initialize` first: a client that starts us waits for nothing else.
+  const transport = new StdioServerTransport();
   transport.onclose = () => void close();
-  process.stdin.on("end", () => void close());
-  return { close };
+  await server.connect(transport);
+  // A client that goes away (stdin ends, stdout breaks) cancels its calls; the log is flushed.
+  process.stdin.once("end", () => void close());
+  process.stdin.once("close", () => void close());
+  process.stdout.removeAllListeners("error");
+  process.stdout.on("error", () => void close());
+
+  const skills = host.list().length;
+  const offered = published().length;
+  log(`skillbox mcp ${options.version}: ${skills} skill(s), ${offered} offered at trust "${options.trust}"; workspace ${host.workspace}; policy ${host.policy.source === "built-in" ? "built-in" : `${host.policy.source} (${host.policy.version})`}; security log ${host.audit.file}; skills ${host.skillsDir}`);
+  if (options.warm !== false) void host.warm().catch((err: Error) => log(`skillbox mcp: the sandbox could not start: ${err.message}`));
+  return { close, closed };
 }
