@@ -77,6 +77,8 @@
   // that replaces one only affects itself. Randomness and URL parsing come from the host
   // through `intrinsic` (strings in, strings out); everything else is plain JavaScript.
   const defineProperty = Object.defineProperty;
+  const mathMin = Math.min;
+  const mathMax = Math.max;
   const Uint8ArrayCtor = Uint8Array;
   const fromCharCode = String.fromCharCode;
   const isView = ArrayBuffer.isView;
@@ -167,7 +169,7 @@
     }
     encodeInto(input, dest) {
       const bytes = utf8Encode(input);
-      const n = bytes.length <= dest.length ? bytes.length : dest.length;
+      const n = mathMin(bytes.length, dest.length);
       dest.set(bytes.subarray(0, n));
       return { read: str(input).length, written: n };
     }
@@ -304,7 +306,7 @@
     const t = s.replace(/\+/g, " ");
     try {
       return decodeURIComponentFn(t);
-    } catch (e) {
+    } catch {
       return t;
     }
   };
@@ -423,14 +425,14 @@
       try {
         parseUrl(input, base);
         return true;
-      } catch (e) {
+      } catch {
         return false;
       }
     }
     static parse(input, base) {
       try {
         return new URL(input, base);
-      } catch (e) {
+      } catch {
         return null;
       }
     }
@@ -517,7 +519,7 @@
     const id = nextTimer++;
     timers[id] = true;
     const delay = +ms;
-    apply(then, host("sleep", [delay > 0 ? delay : 0]), [
+    apply(then, host("sleep", [mathMax(delay, 0) || 0]), [
       () => {
         if (!timers[id]) return;
         delete timers[id];
@@ -543,10 +545,10 @@
     try {
       const j = stringify(v);
       return j === undefined ? str(v) : j;
-    } catch (e) {
+    } catch {
       try {
         return str(v);
-      } catch (e2) {
+      } catch {
         return "[unprintable]";
       }
     }
@@ -648,7 +650,7 @@
       let payload;
       try {
         payload = [level, str(message), fields === undefined ? null : parse(stringify(fields))];
-      } catch (e) {
+      } catch {
         payload = [level, str(message), null];
       }
       apply(then, host("log", payload), [undefined, () => undefined]);
@@ -686,7 +688,7 @@
       } else {
         message = str(err);
       }
-    } catch (e) {
+    } catch {
       message = "the thrown value could not be read";
     }
     return { name: name.slice(0, 200), message: message.slice(0, 4000), retryable: retryable === true };
