@@ -178,11 +178,15 @@ export class SkillHost {
     return grantFor(this.live, skill, trust, this.context);
   }
 
-  /** Runs a skill for a caller. Never throws for the skill's failure: resolves to a CallResult. */
+  /** Runs a skill for a caller. Never throws and never rejects: every end, a fault inside skillbox included, is a CallResult. */
   call(name: string, input: unknown, options: CallOptions = {}): Promise<CallResult> {
     const p = runCall(this.context, name, input, options);
     this.inflight.add(p);
-    void p.finally(() => this.inflight.delete(p));
+    // Both branches handled: bookkeeping can never leave a rejected promise behind.
+    const forget = () => {
+      this.inflight.delete(p);
+    };
+    p.then(forget, forget);
     return p;
   }
 

@@ -1,11 +1,14 @@
 import { InputInvalidError, type SkillError } from "../errors.js";
 import type { LoadedSkill } from "../manifest/model.js";
+import { jsonDepth, MAX_JSON_DEPTH, tooDeepMessage } from "../util/json-depth.js";
 
 /**
- * Stage 2, input: a JSON object, within the size cap, valid for the skill's input schema.
+ * Stage 3, input: a JSON object, within the size and depth caps, valid for the skill's input schema.
  * Returns the error, or the input's JSON (made once here, reused for the worker).
  */
 export function checkInput(skill: LoadedSkill, input: unknown, maxInputBytes: number): SkillError | string {
+  // Before anything walks it (JSON.stringify included, which recurses): nothing downstream goes past this depth.
+  if (jsonDepth(input) === Infinity) return new InputInvalidError(tooDeepMessage("input", MAX_JSON_DEPTH));
   let json: string | undefined;
   try {
     json = JSON.stringify(input);

@@ -4,8 +4,8 @@
  *
  *   0 host      closed host, unwritable log under failMode: closed, invalid trust  (here)
  *   1 registry  the skill by name, or why there is none              registry/registry.ts  lookup()
- *   2 input     JSON object, size cap, input schema                  call/input.ts         checkInput()
- *   3 authorize manifest needs ∩ trust ceiling − deny → Grant        call/authorize.ts     authorizeCall()
+ *   2 authorize manifest needs ∩ trust ceiling − deny → Grant        call/authorize.ts     authorizeCall()
+ *   3 input     JSON object, size and depth caps, input schema       call/input.ts         checkInput()
  *   4 admission signatures, windows, per-caller concurrency, rate
  *               limits, input filters, approvals                     call/admission.ts     admit()
  *   5 execute   slot, ${tmp}, retry × (deadline, sandbox attempt)    execution/execute.ts  execute()
@@ -14,10 +14,14 @@
  *   8 finish    metrics, call.end, the CallResult                    call/result.ts        finish()
  *
  * The policy version a call starts under stays its version to the end, whatever a reload does.
+ * Authorization comes before the input is looked at: a caller who may not run the skill cannot
+ * make the host validate anything. A stage that throws (a corrupt state file, a full TMPDIR)
+ * still ends the call with a CallResult and its call.end.
  */
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { InputInvalidError, PermissionDeniedError, SkillError, SkillFailedError } from "../errors.js";
+import { round } from "../execution/attempt.js";
 import { execute } from "../execution/execute.js";
 import { runFallback } from "../execution/fallback.js";
 import { admit } from "./admission.js";
@@ -31,11 +35,40 @@ import { finish, type CallRecord, type CallResult } from "./result.js";
 
 /** Runs one call (nested `depth` > 0 for a fallback skill). Never throws: every end is a CallResult. */
 export async function runCall(ctx: CallContext, name: string, input: unknown, options: CallOptions, depth = 0, parentCallId?: string): Promise<CallResult> {
-  const live = ctx.live();
-  const { caller, trustValid, trustGiven } = resolveCaller(options);
+  const started = performance.now();
   const callId = randomUUID();
-  const events = new CallEvents(ctx.audit, callBase(callId, name, caller, live.policy.version, parentCallId));
-  const call: CallRecord = { name, callId, started: performance.now(), events, attempts: 0, fallback: null };
+  let call: CallRecord | undefined;
+  try {
+    const live = ctx.live();
+    const resolved = resolveCaller(options);
+    const events = new CallEvents(ctx.audit, callBase(callId, name, resolved.caller, live.policy.version, parentCallId));
+    call = { name, callId, started, events, attempts: 0, fallback: null };
+    return await stages(ctx, call, live, resolved, input, depth);
+  } catch (err) {
+    return unexpected(ctx, call, { name, callId, started }, err);
+  }
+}
+
+/**
+ * A stage threw instead of ending the call: the fault becomes this call's CallResult (E_SKILL_ERROR,
+ * not retryable) with its call.end, so no rejection ever leaves the host.
+ */
+function unexpected(ctx: CallContext, call: CallRecord | undefined, basics: { name: string; callId: string; started: number }, err: unknown): CallResult {
+  const cause = err instanceof Error ? err.message : String(err);
+  const error = new SkillFailedError(`${basics.name}: the call failed inside skillbox: ${cause}`, { retryable: false, cause: err });
+  if (call) {
+    try {
+      return finish(call, ctx.counters, { ok: false, error });
+    } catch {
+      // The log itself failed: still answer the caller.
+    }
+  }
+  return { ok: false, callId: basics.callId, error: error.toJSON(), attempts: call?.attempts ?? 0, fallback: call?.fallback ?? null, durationMs: round(performance.now() - basics.started) };
+}
+
+async function stages(ctx: CallContext, call: CallRecord, live: ReturnType<CallContext["live"]>, resolved: ReturnType<typeof resolveCaller>, input: unknown, depth: number): Promise<CallResult> {
+  const { name, callId, events } = call;
+  const { caller, trustValid, trustGiven } = resolved;
   const end = (r: { ok: true; output: unknown } | { ok: false; error: SkillError }) => finish(call, ctx.counters, r);
   const refuse = (error: SkillError, fields: Record<string, unknown>) => {
     events.denied(error.code, fields);
@@ -61,16 +94,16 @@ export async function runCall(ctx: CallContext, name: string, input: unknown, op
   const skill = ctx.registry.lookup(name);
   if (skill instanceof SkillError) return end({ ok: false, error: skill.code === "E_SKILL_NOT_FOUND" ? notFound(live, ctx.registry.all(), name, caller.trust, ctx) : skill });
 
-  // 2 input
-  const inputJson = checkInput(skill, input, ctx.maxInputBytes);
-  if (inputJson instanceof SkillError) return refuse(inputJson, { reason: inputJson.message });
-
-  // 3 authorize
+  // 2 authorize
   const auth = authorizeCall(live, skill, caller.trust, ctx);
   if (!auth.ok) {
     for (const n of auth.needs) ctx.counters.denial(`authorize:${n.kind}`);
     return refuse(auth.error, { needs: auth.needs.map((n) => ({ kind: n.kind, target: n.target, access: n.access ?? null, rule: n.reason })) });
   }
+
+  // 3 input
+  const inputJson = checkInput(skill, input, ctx.maxInputBytes);
+  if (inputJson instanceof SkillError) return refuse(inputJson, { reason: inputJson.message });
 
   // 4 admission
   const admission = admit(live, skill, caller, input, events.log);

@@ -3,10 +3,10 @@
  * manifest's retry plan, each with its own deadline. A fallback runs outside the slot, so a
  * fallback skill never waits on its own parent's slot.
  */
-import { asSkillError, type SkillError } from "../errors.js";
+import { asSkillError, SkillFailedError, type SkillError } from "../errors.js";
 import { runAttempt } from "./attempt.js";
 import { withRetry } from "./retry.js";
-import { callTmp, type ExecutionCall, type ExecutionEnv } from "./scope.js";
+import { callTmp, type CallTmp, type ExecutionCall, type ExecutionEnv } from "./scope.js";
 
 export type Execution = { ok: true; output: unknown; attempts: number } | { ok: false; error: SkillError; attempts: number };
 
@@ -16,12 +16,22 @@ export async function execute(env: ExecutionEnv, call: ExecutionCall, inputJson:
     call.log("call.denied", { code: release.code, reason: "busy" }, "warn");
     return { ok: false, error: release, attempts: 0 };
   }
-  const tmp = callTmp(call);
+  let tmp: CallTmp | undefined;
   let attempts = 0;
   try {
+    try {
+      tmp = callTmp(call);
+    } catch (err) {
+      return {
+        ok: false,
+        error: new SkillFailedError(`${call.skill.manifest.name}: could not create the call's temporary folder (TMPDIR full or read-only?): ${(err as Error).message}`, { retryable: false }),
+        attempts: 0,
+      };
+    }
+    const dir = tmp.dir;
     const result = await withRetry(
       call.skill.manifest.retry,
-      (attempt) => runAttempt(env, call, inputJson, tmp.dir, attempt),
+      (attempt) => runAttempt(env, call, inputJson, dir, attempt),
       ({ attempt, error, retryDelayMs, willRetry }) => {
         call.log("attempt.end", { attempt, outcome: "error", code: error.code, message: error.message, retryable: error.retryable, willRetry, retryDelayMs }, "warn");
       },
@@ -31,7 +41,10 @@ export async function execute(env: ExecutionEnv, call: ExecutionCall, inputJson:
     attempts = (err as { attempts?: number }).attempts ?? attempts;
     return { ok: false, error: asSkillError(err), attempts };
   } finally {
-    tmp.remove();
-    release();
+    try {
+      tmp?.remove();
+    } finally {
+      release();
+    }
   }
 }
