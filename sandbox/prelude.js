@@ -697,7 +697,7 @@
   async function invoke(main, inputJson, envJson) {
     try {
       if (typeof main !== "function") {
-        return stringify({ ok: false, error: { name: "TypeError", message: "the entry module has no default export function", retryable: false } });
+        return "e" + stringify({ name: "TypeError", message: "the entry module has no default export function", retryable: false });
       }
       const env = parse(envJson);
       const output = await main(parse(inputJson), makeCtx(env));
@@ -706,11 +706,12 @@
         json = stringify(output === undefined ? null : output);
       } catch (err) {
         const why = describeError(err).message;
-        return stringify({ ok: false, error: { name: "OutputError", message: "the result is not JSON: " + why, retryable: false } });
+        return "e" + stringify({ name: "OutputError", message: "the result is not JSON: " + why, retryable: false });
       }
-      return stringify({ ok: true, json: json === undefined ? "null" : json });
+      // The reply is a tag and the output's JSON, encoded once: the worker caps these very bytes.
+      return "o" + (json === undefined ? "null" : json);
     } catch (err) {
-      return stringify({ ok: false, error: describeError(err) });
+      return "e" + stringify(describeError(err));
     }
   }
 

@@ -236,8 +236,8 @@ export class SkillHost {
     return this.counters.contentType;
   }
 
-  /** The sandbox pool: worker process ids, workers killed so far, attempts in flight. */
-  sandboxStats(): { workerPids: number[]; kills: number; inflight: number } {
+  /** The sandbox pool: worker process ids (all, and those running an attempt), workers killed and recycled so far, attempts running and waiting. */
+  sandboxStats(): ReturnType<Supervisor["stats"]> {
     return this.supervisor.stats();
   }
 

@@ -1,17 +1,31 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
-import type { FromWorker, RunOutcome, SkillCode, ToWorker } from "./protocol.js";
+import { classifyWorkerExit } from "./outcome.js";
+import { poolKey, type FromWorker, type RunOutcome, type SkillCode, type ToWorker } from "./protocol.js";
 
-const WORKER_PATH = fileURLToPath(new URL("./worker.js", import.meta.url));
+const WORKER_PATH = fileURLToPath(new URL("./worker/main.js", import.meta.url));
+/** how much of a worker's stderr is kept to tell V8's fatal OOM from other deaths */
+const STDERR_TAIL_BYTES = 4096;
 
 export interface SupervisorOptions {
-  /** worker processes; @default 2 */
+  /** attempts running at once, one per worker process (one more is kept spare); @default max(2, cores) */
   workers?: number;
-  /** how long a worker may take to stop a cancelled attempt before it is killed; @default 250 */
+  /** how long a worker may take to stop a cancelled or timed-out attempt before it is killed; @default 250 */
   killGraceMs?: number;
   /** prepared isolates kept ready per skill and memory cap, and at most per worker; @default { perSkill: 2, max: 8 } */
   pool?: { perSkill?: number; max?: number };
+  /** a worker is replaced (while idle, off any call's path) after this many attempts; @default 2000 */
+  recycleAfterAttempts?: number;
+  /** ...or once its resident memory passes this; @default 384 */
+  recycleRssMb?: number;
+  /**
+   * How a worker process is started: the command line (e.g. bubblewrap's) that runs the worker
+   * script with `node`. Given the node binary and its arguments, returns the program and its
+   * arguments. @default runs node directly
+   */
+  wrap?: (node: string, args: string[]) => { command: string; args: string[] };
 }
 
 export interface RunSpec {
@@ -19,223 +33,411 @@ export interface RunSpec {
   inputJson: string;
   envJson: string;
   memoryMb: number;
+  /** the attempt's wall clock, counted from the moment a worker takes it (queueing excluded) */
   timeoutMs: number;
   outputBytes: number;
   /** Called for each capability call; resolves to the JSON reply string for the isolate. */
   onCapability: (op: string, args: string) => Promise<string>;
+  /** aborting it ends the attempt at once as `cancelled` */
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  outcome: RunOutcome;
+  cpuMs: number;
 }
 
 export interface RunHandle {
   /** Settles once, with how the attempt ended. Never rejects. */
-  result: Promise<{ outcome: RunOutcome; cpuMs: number }>;
-  /** Stops the attempt: disposes its isolate; kills the worker if it does not answer within the grace. */
+  result: Promise<RunResult>;
+  /** Ends the attempt now as `cancelled`; its worker is killed if it does not confirm within the grace. */
   cancel(): void;
 }
 
-interface Pending {
+/** One attempt: queued, then on exactly one worker, then settled (once). */
+interface Attempt {
+  id: number;
   spec: RunSpec;
-  settle: (r: { outcome: RunOutcome; cpuMs: number }) => void;
-  cancelled: boolean;
-  killTimer?: NodeJS.Timeout;
+  key: string;
+  worker: WorkerProcess | undefined;
+  settled: boolean;
+  resolve: (r: RunResult) => void;
+  deadline: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
 }
 
-class Worker {
+/**
+ * One worker process. It runs at most one attempt at a time. Whether it keeps the host process
+ * alive is computed from its state in one place (`refresh`), so no late message can un-ref a
+ * worker something still waits on.
+ */
+class WorkerProcess {
   readonly child: ChildProcess;
-  readonly inflight = new Map<number, Pending>();
-  readonly loaded = new Set<string>();
   alive = true;
-  readonly ready: Promise<void>;
+  started = false;
+  /** the attempt it runs, until its `done` arrives (even after the attempt was settled) */
+  current: Attempt | undefined;
+  /** the attempt on it was settled early (cancel, deadline): waiting for its confirmation */
+  draining = false;
+  /** being stopped on purpose (recycle, close): never given work again */
+  stopping = false;
+  /** close() waits for its exit: keeps the host alive until then */
+  awaited = false;
+  attemptsRun = 0;
+  rssBytes = 0;
+  lastUsed = 0;
+  readonly loaded = new Set<string>();
+  readyKeys = new Set<string>();
+  stderrTail = "";
+  readonly exited: Promise<void>;
+  private killTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly sup: Supervisor) {
-    this.child = fork(WORKER_PATH, [], {
-      execArgv: ["--no-node-snapshot"],
-      serialization: "advanced",
-      stdio: ["ignore", "ignore", "inherit", "ipc"],
+    const env = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", NODE_ENV: "production", SKILLBOX_POOL: JSON.stringify(sup.pool) };
+    const nodeArgs = ["--no-node-snapshot", WORKER_PATH];
+    const common = {
+      serialization: "advanced" as const,
+      stdio: ["ignore", "ignore", "pipe", "ipc"] as ("ignore" | "pipe" | "ipc")[],
       // The worker needs nothing from the host's environment.
-      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", NODE_ENV: "production", SKILLBOX_POOL: JSON.stringify(sup.pool) },
-    });
-    this.ready = new Promise((resolve) => {
-      const onMsg = (m: FromWorker) => {
-        if (m.t === "ready") {
-          this.child.off("message", onMsg);
-          this.idle();
-          resolve();
-        }
-      };
-      this.child.on("message", onMsg);
+      env,
+      // Its own process group: a terminal's Ctrl-C reaches the host only, and the host decides.
+      detached: true,
+    };
+    if (sup.wrap) {
+      const { command, args } = sup.wrap(process.execPath, nodeArgs);
+      this.child = spawn(command, args, common);
+    } else {
+      this.child = fork(WORKER_PATH, [], { ...common, execArgv: ["--no-node-snapshot"] });
+    }
+    this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
+    this.child.stderr?.on("data", (chunk: Buffer) => {
+      this.stderrTail = (this.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_BYTES);
     });
     this.child.on("message", (m: FromWorker) => this.onMessage(m));
     this.child.on("exit", (code, signal) => this.onExit(code, signal));
     this.child.on("error", () => undefined);
+    this.refresh();
+  }
+
+  /** Free to take an attempt now. */
+  get idle(): boolean {
+    return this.alive && this.started && !this.current && !this.stopping;
   }
 
   send(msg: ToWorker): void {
     if (this.alive && this.child.connected) this.child.send(msg);
   }
 
-  /** A worker keeps the host process alive only while it has attempts in flight. */
-  busy(): void {
-    this.child.ref();
-    this.child.channel?.ref();
+  /** The host process stays alive for this worker only while a caller waits on it or close() does. */
+  refresh(): void {
+    const needed = this.awaited || (this.current !== undefined && !this.current.settled) || (!this.started && this.sup.waitsForStart);
+    const handles = [this.child, this.child.channel, this.child.stderr] as ({ ref(): void; unref(): void } | null | undefined)[];
+    for (const h of handles) {
+      if (needed) h?.ref();
+      else h?.unref();
+    }
   }
 
-  idle(): void {
-    if (this.inflight.size > 0) return;
-    this.child.unref();
-    this.child.channel?.unref();
+  start(a: Attempt): void {
+    this.current = a;
+    this.draining = false;
+    this.attemptsRun++;
+    this.lastUsed = performance.now();
+    this.readyKeys.delete(a.key);
+    if (!this.loaded.has(a.spec.code.key)) {
+      this.send({ t: "load", code: a.spec.code });
+      this.loaded.add(a.spec.code.key);
+    }
+    const { spec } = a;
+    this.send({ t: "run", id: a.id, key: spec.code.key, inputJson: spec.inputJson, envJson: spec.envJson, memoryMb: spec.memoryMb, timeoutMs: spec.timeoutMs, outputBytes: spec.outputBytes });
+    this.refresh();
+  }
+
+  /** The attempt on it was settled early: ask the worker to stop it; kill the worker if it does not confirm. */
+  stopAttempt(a: Attempt): void {
+    if (this.current !== a) return;
+    this.draining = true;
+    this.send({ t: "cancel", id: a.id });
+    this.killTimer = setTimeout(() => {
+      if (this.current === a) this.kill();
+    }, this.sup.killGraceMs);
+    this.killTimer.unref();
+    this.refresh();
+  }
+
+  kill(): void {
+    if (!this.alive) return;
+    this.sup.kills++;
+    this.child.kill("SIGKILL");
   }
 
   private onMessage(m: FromWorker): void {
-    if (m.t === "done") {
-      const p = this.inflight.get(m.id);
-      if (!p) return;
-      this.inflight.delete(m.id);
-      this.idle();
-      if (p.killTimer) clearTimeout(p.killTimer);
-      p.settle({ outcome: p.cancelled ? { kind: "engine", reason: "cancelled", message: "cancelled" } : m.outcome, cpuMs: m.cpuMs });
-      if (p.cancelled) this.sup.watchIdleCpu(this);
-    } else if (m.t === "cap") {
-      const p = this.inflight.get(m.id);
-      if (!p || p.cancelled) return;
-      p.spec.onCapability(m.op, m.args).then(
-        (reply) => this.send({ t: "capResult", id: m.id, reqId: m.reqId, reply }),
-        () => this.send({ t: "capResult", id: m.id, reqId: m.reqId, reply: JSON.stringify({ ok: false, error: { code: "E_SKILL_ERROR", message: "capability failed", retryable: false } }) }),
-      );
+    switch (m.t) {
+      case "ready":
+        this.started = true;
+        this.refresh();
+        this.sup.dispatch();
+        break;
+      case "pool":
+        this.readyKeys = new Set(m.ready);
+        break;
+      case "cap": {
+        const a = this.current;
+        if (!a || a.id !== m.id || a.settled) return;
+        a.spec.onCapability(m.op, m.args).then(
+          (reply) => {
+            if (this.current === a && !a.settled) this.send({ t: "capResult", id: m.id, reqId: m.reqId, reply });
+          },
+          () => this.send({ t: "capResult", id: m.id, reqId: m.reqId, reply: JSON.stringify({ ok: false, error: { code: "E_SKILL_ERROR", message: "capability failed", retryable: false } }) }),
+        );
+        break;
+      }
+      case "done": {
+        const a = this.current;
+        if (!a || a.id !== m.id) return;
+        clearTimeout(this.killTimer);
+        const wasDraining = this.draining;
+        this.current = undefined;
+        this.draining = false;
+        this.rssBytes = m.rssBytes;
+        this.readyKeys = new Set(m.ready);
+        this.sup.settle(a, { outcome: m.outcome, cpuMs: m.cpuMs });
+        this.refresh();
+        this.sup.afterAttempt(this, wasDraining);
+        break;
+      }
     }
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.alive = false;
+    clearTimeout(this.killTimer);
+    const a = this.current;
+    this.current = undefined;
+    if (a) this.sup.settle(a, { outcome: classifyWorkerExit(code, signal, this.stderrTail), cpuMs: 0 });
+    this.refresh();
     this.sup.forget(this);
-    for (const [id, p] of this.inflight) {
-      this.inflight.delete(id);
-      if (p.killTimer) clearTimeout(p.killTimer);
-      p.settle({
-        outcome: p.cancelled
-          ? { kind: "engine", reason: "cancelled", message: "cancelled; its worker was stopped" }
-          : { kind: "engine", reason: "internal", message: `the sandbox worker process ended (${signal ?? "exit code " + code}) while the skill ran` },
-        cpuMs: 0,
-      });
-    }
-  }
-
-  kill(): void {
-    if (this.alive) this.child.kill("SIGKILL");
   }
 }
 
 /**
- * Runs attempts in a small pool of worker processes. The supervisor owns every deadline's
- * enforcement: it disposes a cancelled attempt's isolate and SIGKILLs (and replaces) a worker
- * that does not answer within the grace, or that keeps burning CPU while it has nothing to run.
+ * Runs attempts in worker processes, one attempt per worker at a time: the worker count bounds
+ * the attempts running at once, and attempts beyond it wait here, in order. One more worker than
+ * that is kept started, so a crash, kill or recycle never makes a call wait for a cold start.
+ * The supervisor owns every attempt's deadline (counted from when a worker takes it): it settles
+ * the attempt, asks the worker to stop, and SIGKILLs (and replaces) a worker that does not
+ * confirm within the grace — which, with one attempt per worker, harms no other call.
  */
 export class Supervisor {
-  private workers: Worker[] = [];
+  private workers: WorkerProcess[] = [];
+  private readonly waiting: Attempt[] = [];
+  private running = 0;
   private nextId = 1;
   private closed = false;
   readonly size: number;
   readonly killGraceMs: number;
   readonly pool: { perSkill?: number; max?: number };
+  readonly recycleAfterAttempts: number;
+  readonly recycleRssBytes: number;
+  readonly wrap: SupervisorOptions["wrap"];
   /** workers killed so far (for tests and metrics) */
   kills = 0;
+  /** workers replaced after their attempt or memory budget */
+  recycled = 0;
 
   constructor(options: SupervisorOptions = {}) {
-    this.size = Math.max(1, options.workers ?? 2);
+    this.size = Math.max(1, Math.floor(options.workers ?? Math.max(2, availableParallelism())));
     this.killGraceMs = options.killGraceMs ?? 250;
     this.pool = options.pool ?? {};
+    this.recycleAfterAttempts = Math.max(1, options.recycleAfterAttempts ?? 2000);
+    this.recycleRssBytes = (options.recycleRssMb ?? 384) * 1024 * 1024;
+    this.wrap = options.wrap;
   }
 
-  /** Starts the workers ahead of the first call. */
+  /** warm() calls in progress */
+  private warming = 0;
+
+  /** Someone waits for a worker to start (an attempt in the queue, or warm()). */
+  get waitsForStart(): boolean {
+    return this.waiting.length > 0 || this.warming > 0;
+  }
+
+  /** Starts the workers (and the spare) ahead of the first call. */
   async warm(): Promise<void> {
-    while (this.workers.length < this.size) this.workers.push(new Worker(this));
-    await Promise.all(this.workers.map((w) => w.ready));
-  }
-
-  private pick(): Worker {
-    if (this.closed) throw new Error("the supervisor is closed");
-    while (this.workers.length < this.size) this.workers.push(new Worker(this));
-    let best = this.workers[0]!;
-    for (const w of this.workers) if (w.inflight.size < best.inflight.size) best = w;
-    return best;
+    this.warming++;
+    this.topUp();
+    for (const w of this.workers) w.refresh();
+    try {
+      await Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.started || !w.alive) return resolve();
+            const onMsg = (m: FromWorker) => {
+              if (m.t === "ready") done();
+            };
+            const done = () => {
+              w.child.off("message", onMsg);
+              w.child.off("exit", done);
+              resolve();
+            };
+            w.child.on("message", onMsg);
+            w.child.once("exit", done);
+          }),
+      ),
+      );
+    } finally {
+      this.warming--;
+      for (const w of this.workers) w.refresh();
+    }
   }
 
   run(spec: RunSpec): RunHandle {
-    const worker = this.pick();
-    const id = this.nextId++;
-    let pending!: Pending;
-    const result = new Promise<{ outcome: RunOutcome; cpuMs: number }>((resolve) => {
-      pending = { spec, cancelled: false, settle: resolve };
-    });
-    worker.inflight.set(id, pending);
-    worker.busy();
-    if (!worker.loaded.has(spec.code.key)) {
-      worker.send({ t: "load", code: spec.code });
-      worker.loaded.add(spec.code.key);
+    let resolve!: (r: RunResult) => void;
+    const result = new Promise<RunResult>((r) => (resolve = r));
+    const a: Attempt = { id: this.nextId++, spec, key: poolKey(spec.code.key, spec.memoryMb), worker: undefined, settled: false, resolve, deadline: undefined, onAbort: undefined };
+    const cancel = () => this.end(a, { kind: "engine", reason: "cancelled", message: "cancelled by its caller" });
+    if (this.closed) {
+      this.settle(a, { outcome: { kind: "engine", reason: "cancelled", message: "the sandbox is shutting down" }, cpuMs: 0 });
+      return { result, cancel };
     }
-    worker.send({ t: "run", id, key: spec.code.key, inputJson: spec.inputJson, envJson: spec.envJson, memoryMb: spec.memoryMb, timeoutMs: spec.timeoutMs, outputBytes: spec.outputBytes });
-    const cancel = () => {
-      if (pending.cancelled || !worker.inflight.has(id)) return;
-      pending.cancelled = true;
-      worker.send({ t: "cancel", id });
-      pending.killTimer = setTimeout(() => {
-        if (worker.inflight.has(id)) {
-          this.kills++;
-          worker.kill();
-        }
-      }, this.killGraceMs);
-      pending.killTimer.unref();
-    };
+    if (spec.signal) {
+      if (spec.signal.aborted) {
+        this.settle(a, { outcome: { kind: "engine", reason: "cancelled", message: "cancelled by its caller" }, cpuMs: 0 });
+        return { result, cancel };
+      }
+      a.onAbort = cancel;
+      spec.signal.addEventListener("abort", cancel, { once: true });
+    }
+    this.waiting.push(a);
+    this.topUp();
+    this.dispatch();
+    for (const w of this.workers) w.refresh();
     return { result, cancel };
   }
 
-  /** @internal called by a worker that exited */
-  forget(w: Worker): void {
-    this.workers = this.workers.filter((x) => x !== w);
-    if (!this.closed && this.workers.length < this.size) {
-      // Replace it right away so the next call does not pay for the start.
-      const fresh = new Worker(this);
-      this.workers.push(fresh);
+  /** Gives waiting attempts to idle workers, up to `size` running at once. */
+  dispatch(): void {
+    while (this.waiting.length > 0 && this.running < this.size) {
+      const a = this.waiting[0]!;
+      const w = this.pick(a.key);
+      if (!w) break;
+      this.waiting.shift();
+      this.running++;
+      a.worker = w;
+      w.start(a);
+      a.deadline = setTimeout(() => this.end(a, { kind: "engine", reason: "timeout", message: `did not finish within ${a.spec.timeoutMs} ms` }), a.spec.timeoutMs);
     }
+    if (this.waiting.length === 0) for (const w of this.workers) if (!w.started) w.refresh();
+  }
+
+  /** An idle worker: one holding a prepared isolate for this key first, else the least recently used. */
+  private pick(key: string): WorkerProcess | undefined {
+    let best: WorkerProcess | undefined;
+    for (const w of this.workers) {
+      if (!w.idle) continue;
+      if (w.readyKeys.has(key)) return w;
+      if (!best || w.lastUsed < best.lastUsed) best = w;
+    }
+    return best;
+  }
+
+  /** Settles an attempt early (cancel, deadline) and stops it on its worker. */
+  private end(a: Attempt, outcome: RunOutcome): void {
+    if (a.settled) return;
+    const i = this.waiting.indexOf(a);
+    if (i >= 0) this.waiting.splice(i, 1);
+    this.settle(a, { outcome, cpuMs: 0 });
+    a.worker?.stopAttempt(a);
+  }
+
+  /** @internal Settles an attempt once and frees its running slot at once. */
+  settle(a: Attempt, r: RunResult): void {
+    if (a.settled) return;
+    a.settled = true;
+    clearTimeout(a.deadline);
+    if (a.onAbort) a.spec.signal?.removeEventListener("abort", a.onAbort);
+    if (a.worker) this.running--;
+    a.resolve(r);
+    a.worker?.refresh();
+    queueMicrotask(() => this.dispatch());
+  }
+
+  /** @internal A worker confirmed its attempt: recycle it if it is worn, watch it if it was stopped. */
+  afterAttempt(w: WorkerProcess, wasStopped: boolean): void {
+    if (this.closed) return;
+    if (w.attemptsRun >= this.recycleAfterAttempts || w.rssBytes > this.recycleRssBytes) {
+      this.recycled++;
+      this.retire(w);
+    } else if (wasStopped) this.watchIdleCpu(w);
+    this.dispatch();
+  }
+
+  /** Stops a worker on purpose; its replacement starts at once (the spare covers the gap). */
+  private retire(w: WorkerProcess): void {
+    w.stopping = true;
+    this.workers = this.workers.filter((x) => x !== w);
+    this.topUp();
+    if (w.alive) w.child.kill("SIGKILL");
+  }
+
+  /** Keeps `size` + 1 workers started or starting. */
+  private topUp(): void {
+    if (this.closed) return;
+    while (this.workers.length < this.size + 1) this.workers.push(new WorkerProcess(this));
+  }
+
+  /** @internal called by a worker that exited */
+  forget(w: WorkerProcess): void {
+    this.workers = this.workers.filter((x) => x !== w);
+    this.topUp();
+    this.dispatch();
   }
 
   /**
-   * After a cancelled attempt: an isolate thread that ignores disposal keeps the worker's CPU
-   * busy. If the worker has nothing in flight yet burns more than half a core, kill it.
+   * After a stopped attempt: an isolate thread that ignores disposal keeps the worker's CPU busy.
+   * If the worker has nothing in flight yet burns more than half a core, kill it.
    */
-  watchIdleCpu(w: Worker): void {
+  private watchIdleCpu(w: WorkerProcess): void {
     const pid = w.child.pid;
     if (pid === undefined || process.platform !== "linux") return;
     const before = cpuTicks(pid);
     const t = setTimeout(() => {
-      if (!w.alive || w.inflight.size > 0) return;
+      if (!w.alive || w.current) return;
       const after = cpuTicks(pid);
-      if (before !== undefined && after !== undefined && after - before > 0.5 * 50) {
-        this.kills++;
-        w.kill();
-      }
+      if (before !== undefined && after !== undefined && after - before > 0.5 * 50) w.kill();
     }, 500);
     t.unref();
   }
 
-  /** Worker process ids and how many workers were killed so far. */
-  stats(): { workerPids: number[]; kills: number; inflight: number } {
+  /** Worker process ids, workers killed and recycled so far, attempts running and waiting. */
+  stats(): { workerPids: number[]; busyPids: number[]; kills: number; recycled: number; inflight: number; queued: number; preparedKeys: string[] } {
+    const pids = (ws: WorkerProcess[]) => ws.map((w) => w.child.pid).filter((p): p is number => p !== undefined);
     return {
-      workerPids: this.workers.map((w) => w.child.pid).filter((p): p is number => p !== undefined),
+      workerPids: pids(this.workers),
+      busyPids: pids(this.workers.filter((w) => w.current !== undefined)),
       kills: this.kills,
-      inflight: this.workers.reduce((n, w) => n + w.inflight.size, 0),
+      recycled: this.recycled,
+      inflight: this.running,
+      queued: this.waiting.length,
+      preparedKeys: [...new Set(this.workers.flatMap((w) => [...w.readyKeys]))],
     };
   }
 
-  /** Kills every worker; calls still in flight end as cancelled. */
+  /** Cancels every attempt (waiting or running) and kills every worker; resolves once they are gone. */
   async close(): Promise<void> {
     this.closed = true;
-    const exits = this.workers.map((w) => new Promise<void>((resolve) => (w.alive ? w.child.once("exit", () => resolve()) : resolve())));
-    for (const w of this.workers) {
-      w.busy(); // wait for its exit before close() resolves
-      w.kill();
-    }
-    await Promise.all(exits);
+    for (const a of [...this.waiting]) this.end(a, { kind: "engine", reason: "cancelled", message: "the sandbox is shutting down" });
+    const workers = this.workers;
     this.workers = [];
+    for (const w of workers) {
+      if (w.current && !w.current.settled) this.settle(w.current, { outcome: { kind: "engine", reason: "cancelled", message: "the sandbox is shutting down" }, cpuMs: 0 });
+      w.stopping = true;
+      w.awaited = w.alive;
+      w.refresh();
+      if (w.alive) w.child.kill("SIGKILL");
+    }
+    await Promise.all(workers.map((w) => w.exited));
   }
 }
 

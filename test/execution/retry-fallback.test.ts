@@ -104,8 +104,8 @@ describe("retry with backoff, and fallback", () => {
 
   it("a worker killed mid-call is reported and the attempt retried on a fresh worker", async () => {
     const pending = host.call("waits", {});
-    await waitFor("the call to be running in a worker", () => host.sandboxStats().inflight >= 1);
-    const [pid] = host.sandboxStats().workerPids;
+    await waitFor("the call to be running in a worker", () => host.sandboxStats().busyPids.length >= 1);
+    const [pid] = host.sandboxStats().busyPids;
     process.kill(pid!, "SIGKILL");
     const r = await pending;
     expect(r.ok && r.output).toEqual({ attempt: 2 });
