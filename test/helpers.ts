@@ -68,6 +68,24 @@ export function readEvents(file: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/**
+ * The CLI in this process, as bin/skillbox.js runs it (main(argv, io)), from `cwd`; the result is
+ * shaped like spawnSync's. Spawn the real bin only where the process itself matters.
+ */
+export async function cli(args: string[], cwd = process.cwd()): Promise<{ status: number; stdout: string; stderr: string }> {
+  const { main } = await import("../dist/src/cli/main.js");
+  const out: string[] = [];
+  const err: string[] = [];
+  const before = process.cwd();
+  process.chdir(cwd);
+  try {
+    const status = await main(args, { out: (s) => out.push(s + "\n"), err: (s) => err.push(s + "\n") });
+    return { status, stdout: out.join(""), stderr: err.join("") };
+  } finally {
+    process.chdir(before);
+  }
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**

@@ -1,11 +1,10 @@
-import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SessionReview, SkillHost } from "../../dist/src/index.js";
-import { BIN, fixture, type Fixture, writeSkill } from "../helpers.js";
+import { BIN, cli as runCli, fixture, type Fixture, writeSkill } from "../helpers.js";
 
 describe("audit review, stats and metrics for a scripted session", () => {
   let fx: Fixture;
@@ -41,10 +40,10 @@ describe("audit review, stats and metrics for a scripted session", () => {
     server.close();
   });
 
-  const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, "audit", ...args, "--audit", fx.auditFile], { encoding: "utf8" });
+  const cli = (...args: string[]) => runCli(["audit", ...args, "--audit", fx.auditFile]);
 
-  it("reports per session and skill, with denials, processes, hosts, files and flags", () => {
-    const r = cli("review", "--session", "s-42", "--json");
+  it("reports per session and skill, with denials, processes, hosts, files and flags", async () => {
+    const r = await cli("review", "--session", "s-42", "--json");
     expect(r.status).toBe(0);
     const [s] = JSON.parse(r.stdout) as SessionReview[];
     expect(s!.session).toBe("s-42");
@@ -63,15 +62,15 @@ describe("audit review, stats and metrics for a scripted session", () => {
     expect(flags).toContain("repeated-denials:snoop:3 refusals");
   });
 
-  it("a host seen in an earlier session is not flagged again; --since filters by time", () => {
-    const other = (JSON.parse(cli("review", "--session", "other", "--json").stdout) as SessionReview[])[0]!;
+  it("a host seen in an earlier session is not flagged again; --since filters by time", async () => {
+    const other = (JSON.parse((await cli("review", "--session", "other", "--json")).stdout) as SessionReview[])[0]!;
     expect(other.flags.map((f) => f.kind)).toEqual(["process"]);
-    expect(JSON.parse(cli("review", "--since", "1h", "--json").stdout)).toHaveLength(2);
-    expect(cli("review", "--since", "soon").status).toBe(2);
+    expect(JSON.parse((await cli("review", "--since", "1h", "--json")).stdout)).toHaveLength(2);
+    expect((await cli("review", "--since", "soon")).status).toBe(2);
   });
 
-  it("prints readable tables for people", () => {
-    const out = cli("review", "--session", "s-42").stdout;
+  it("prints readable tables for people", async () => {
+    const out = (await cli("review", "--session", "s-42")).stdout;
     expect(out).toMatch(/Session s-42 .* callers: alice, bob/);
     expect(out).toMatch(/skill\s+calls\s+ok\s+failed\s+denied\s+retries\s+fallbacks/);
     expect(out).toMatch(/⚑ snoop was denied repeatedly: 3 refusals/);
@@ -79,7 +78,7 @@ describe("audit review, stats and metrics for a scripted session", () => {
   });
 
   it("audit stats and host.metrics() count calls per skill and outcome and denials per rule", async () => {
-    const stats = JSON.parse(cli("stats", "--json").stdout) as { calls: { skill: string; outcome: string; count: number }[]; denials: { rule: string; count: number }[] };
+    const stats = JSON.parse((await cli("stats", "--json")).stdout) as { calls: { skill: string; outcome: string; count: number }[]; denials: { rule: string; count: number }[] };
     expect(stats.calls).toContainEqual(expect.objectContaining({ skill: "snoop", outcome: "E_PERMISSION_DENIED", count: 3 }));
     expect(stats.denials).toContainEqual({ rule: "manifest", count: 3 });
     const m = host.metrics();

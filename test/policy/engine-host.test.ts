@@ -1,11 +1,10 @@
-import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { SkillHost } from "../../dist/src/index.js";
-import { BIN, fixture, type Fixture, readEvents, waitFor, writeSkill } from "../helpers.js";
+import { cli as runCli, fixture, type Fixture, readEvents, waitFor, writeSkill } from "../helpers.js";
 
 let host: SkillHost | undefined;
 afterEach(async () => {
@@ -18,7 +17,7 @@ function withPolicy(fx: Fixture, text: string): string {
   writeFileSync(file, text);
   return file;
 }
-const cli = (fx: Fixture, ...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { cwd: fx.root, encoding: "utf8" });
+const cli = (fx: Fixture, ...args: string[]) => runCli(args, fx.root);
 const ECHO = { "index.js": "export default async (i) => ({ echo: i.text ?? null });" };
 
 describe("policy engine through host.call", () => {
@@ -102,7 +101,7 @@ describe("policy engine through host.call", () => {
     // The same call again is the same pending request.
     const again = await host.call("cleanup", { text: "old logs" }, caller);
     expect(!again.ok && (again.error.details as { approvalId: string }).approvalId).toBe(id);
-    const approve = cli(fx, "approvals", "approve", id, "--reason", "ok by ops", "--state", join(fx.root, "state"), "--audit", fx.auditFile);
+    const approve = await cli(fx, "approvals", "approve", id, "--reason", "ok by ops", "--state", join(fx.root, "state"), "--audit", fx.auditFile);
     expect(approve.status).toBe(0);
     expect(approve.stdout).toMatch(/approved apr_/);
     // Another input is not covered.
@@ -111,9 +110,9 @@ describe("policy engine through host.call", () => {
     expect(run.ok && run.output).toEqual({ echo: "old logs" });
     const afterUse = await host.call("cleanup", { text: "old logs" }, caller);
     expect(!afterUse.ok && afterUse.error.code).toBe("E_APPROVAL_REQUIRED");
-    const list = JSON.parse(cli(fx, "approvals", "list", "--json", "--state", join(fx.root, "state")).stdout) as { id: string; status: string }[];
+    const list = JSON.parse((await cli(fx, "approvals", "list", "--json", "--state", join(fx.root, "state"))).stdout) as { id: string; status: string }[];
     expect(list.find((a) => a.id === id)?.status).toBe("used");
-    expect(cli(fx, "approvals", "approve", id, "--state", join(fx.root, "state")).status).toBe(2);
+    expect((await cli(fx, "approvals", "approve", id, "--state", join(fx.root, "state"))).status).toBe(2);
     const events = readEvents(fx.auditFile);
     expect(events.find((e) => e["event"] === "approval.decided")).toMatchObject({ approvalId: id, decision: "approved", reason: "ok by ops" });
     expect(events.find((e) => e["event"] === "approval.used")).toMatchObject({ approvalId: id });
@@ -123,9 +122,9 @@ describe("policy engine through host.call", () => {
     const fx = fixture();
     const dir = writeSkill(fx.skills, "signed", "", ECHO);
     writeSkill(fx.skills, "unsigned", "", ECHO);
-    const keygen = cli(fx, "keygen", join(fx.root, "release.pem"));
+    const keygen = await cli(fx, "keygen", join(fx.root, "release.pem"));
     const pub = /release: "([^"]+)"/.exec(keygen.stdout)![1]!;
-    expect(cli(fx, "sign", dir, "--key", join(fx.root, "release.pem"), "--key-id", "release").status).toBe(0);
+    expect((await cli(fx, "sign", dir, "--key", join(fx.root, "release.pem"), "--key-id", "release")).status).toBe(0);
     const policy = withPolicy(fx, `version: 1\nsigning:\n  require: [untrusted]\n  keys: { release: "${pub}" }\n`);
     host = await fx.open({ policy });
     expect((await host.call("signed", { text: "hi" })).ok).toBe(true);
@@ -148,13 +147,13 @@ describe("policy engine through host.call", () => {
     host = await fx.open({ policy: good });
     await host.close();
     host = undefined;
-    const t = cli(fx, "policy", "test", good, "--skills", fx.skills, "--workspace", fx.workspace);
+    const t = await cli(fx, "policy", "test", good, "--skills", fx.skills, "--workspace", fx.workspace);
     expect(t.status).toBe(0);
     expect(t.stdout).toMatch(/2 passed, 0 failed/);
     // An edit that widens access by accident: untrusted may now read the workspace.
     const widened = withPolicy(fx, readFileSync(good, "utf8") + 'trust:\n  untrusted: { files: [{ path: "${workspace}/**", access: [read] }] }\n');
     await expect(fx.open({ policy: widened })).rejects.toMatchObject({ code: "E_POLICY_INVALID", message: expect.stringMatching(/expect\[1\].*expected deny, got allow/) });
-    const bad = cli(fx, "policy", "test", widened, "--skills", fx.skills, "--workspace", fx.workspace);
+    const bad = await cli(fx, "policy", "test", widened, "--skills", fx.skills, "--workspace", fx.workspace);
     expect(bad.status).toBe(2);
     expect(bad.stdout).toMatch(/✖ expect\[1\]/);
   });
@@ -187,7 +186,7 @@ describe("policy engine through host.call", () => {
     stop();
     expect((await fx.events()).filter((e) => e["event"] === "policy.reload").map((e) => e["outcome"])).toEqual(["ok", "error"]);
     // Both versions were kept: policy diff names the widening between them.
-    const diff = cli(fx, "policy", "diff", "v1", "v2", "--state", join(fx.root, "state"));
+    const diff = await cli(fx, "policy", "diff", "v1", "v2", "--state", join(fx.root, "state"));
     expect(diff.stdout).toMatch(/narrowed\s+\+ rateLimits/);
   });
 });
@@ -201,7 +200,7 @@ describe("self-tests about skills that are not registered", () => {
     host = await fx.open({ policy, onWarning: (m) => warnings.push(m) });
     expect((await host.call("echo", {})).ok).toBe(true);
     expect(warnings.join("\n")).toMatch(/1 self-test case\(s\) skipped: expect\[0\] \(skill "elsewhere" is not registered\)/);
-    const t = cli(fx, "policy", "test", policy, "--skills", fx.skills);
+    const t = await cli(fx, "policy", "test", policy, "--skills", fx.skills);
     expect(t.status).toBe(0);
     expect(t.stdout).toMatch(/○ expect\[0\].*skipped/);
     expect(t.stdout).toMatch(/0 passed, 0 failed, 1 skipped/);
