@@ -53,6 +53,25 @@ describe("skillbox CLI", () => {
     expect(JSON.parse(lines[0]!)).toMatchObject({ ok: true, output: ["a.md"], attempts: 1, fallback: null });
   });
 
+  it("run --input-file: reads the input from a file", async () => {
+    writeFileSync(join(ws, "input.json"), '{"text": "one two two"}\n');
+    const r = await skillbox(["run", "word-stats", "--skills", EXAMPLE_SKILLS, "--input-file", "input.json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ words: 3 });
+  });
+
+  it.each([
+    ["a missing --input-file", ["run", "word-stats", "--skills", EXAMPLE_SKILLS, "--input-file", "nope.json"], /cannot read --input-file nope\.json: ENOENT/],
+    ["an --input-file that is a folder", ["run", "word-stats", "--skills", EXAMPLE_SKILLS, "--input-file", "notes"], /cannot read --input-file notes/],
+    ["an --input-file that is not JSON", ["run", "word-stats", "--skills", EXAMPLE_SKILLS, "--input-file", "notes/a.md"], /not valid JSON/],
+    ["both --input and --input-file", ["run", "word-stats", "--skills", EXAMPLE_SKILLS, "--input", "{}", "--input-file", "input.json"], /--input or --input-file, not both/],
+  ])("%s: exit 2 with a clear message", async (_what, args, message) => {
+    const r = await skillbox(args);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+    expect(r.err).not.toMatch(NO_STACK);
+  });
+
   it.each([
     ["a skill that throws", ["run", "fails"], 1, /E_SKILL_ERROR/],
     ["an unknown flag", ["run", "fails", "--frobnicate"], 2, /Unknown option '--frobnicate'/],
