@@ -23,6 +23,7 @@ import { performance } from "node:perf_hooks";
 import { InputInvalidError, PermissionDeniedError, SkillError, SkillFailedError } from "../errors.js";
 import { round } from "../execution/attempt.js";
 import { execute } from "../execution/execute.js";
+import { SkillLogBudget } from "../execution/log-budget.js";
 import { runFallback } from "../execution/fallback.js";
 import { admit } from "./admission.js";
 import { authorizeCall, notFound } from "./authorize.js";
@@ -112,7 +113,7 @@ async function stages(ctx: CallContext, call: CallRecord, live: ReturnType<CallC
     return refuse(admission.error, { rule: admission.rule, reason: admission.error.message, details: admission.error.details ?? null });
   }
   try {
-    const running = { callId, skill, grant: auth.grant, log: events.log, filterRequest: live.engine.filterRequest.bind(live.engine), depth };
+    const running = { callId, skill, grant: auth.grant, log: events.log, filterRequest: live.engine.filterRequest.bind(live.engine), logBudget: new SkillLogBudget(), depth };
 
     // 5 execute (a filter that redacted something gave a new input; otherwise its JSON is reused)
     const run = await execute(ctx, running, admission.input === input ? inputJson : JSON.stringify(admission.input));

@@ -24,9 +24,21 @@ type Reply = { ok: true; value: unknown } | { ok: false; error: { code: string; 
  */
 export async function dispatch(scope: CapabilityScope, op: string, argsJson: string): Promise<string> {
   let reply: Reply;
+  if (op === "log") {
+    // Synchronous and without I/O, bounded by the call's log budget instead: fire-and-forget
+    // lines must not use up (or be refused by) the cap on outstanding requests.
+    try {
+      return JSON.stringify({ ok: true, value: await perform(scope, op, parseArgs(argsJson)) } satisfies Reply);
+    } catch (err) {
+      return JSON.stringify({ ok: false, error: { code: "E_SKILL_ERROR", message: `log failed: ${(err as Error).message}`, retryable: false } } satisfies Reply);
+    }
+  }
   const inFlight = outstanding.get(scope) ?? 0;
   if (inFlight >= MAX_OUTSTANDING_REQUESTS) {
-    return JSON.stringify({ ok: false, error: { code: "E_SKILL_ERROR", message: `${op} refused: ${MAX_OUTSTANDING_REQUESTS} capability requests of this attempt are still in flight; await them first`, retryable: false } } satisfies Reply);
+    return JSON.stringify({
+      ok: false,
+      error: { code: "E_SKILL_ERROR", message: `${op} refused: ${MAX_OUTSTANDING_REQUESTS} capability requests of this attempt are still in flight; await them first`, retryable: false },
+    } satisfies Reply);
   }
   outstanding.set(scope, inFlight + 1);
   try {

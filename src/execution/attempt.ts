@@ -13,6 +13,7 @@ import type { LoadedSkill } from "../manifest/model.js";
 import { translateOutcome } from "../sandbox/outcome.js";
 import type { SkillCode } from "../sandbox/protocol.js";
 import { withDeadline } from "./deadline.js";
+import { clip, skillLogEntry } from "./log-budget.js";
 import { scopeBase, type ExecutionCall, type ExecutionEnv } from "./scope.js";
 
 /** Runs attempt number `attempt`; resolves with the skill's (schema-checked) output, rejects with a SkillError. */
@@ -26,7 +27,16 @@ export async function runAttempt(env: ExecutionEnv, call: ExecutionCall, inputJs
   const scope: CapabilityScope = {
     ...scopeBase(env, call, attempt, tmpDir, children),
     filterRequest: (request) => call.filterRequest(request, log),
-    log: (level, message, fields) => log("skill.log", { attempt, message, fields: capJson(fields) }, level === "warn" || level === "error" ? level : "info"),
+    log: (level, message, fields) => {
+      const { entry, bytes } = skillLogEntry(message, fields);
+      const verdict = call.logBudget.admit(bytes);
+      if (verdict === "keep") log("skill.log", { attempt, ...entry }, level === "warn" || level === "error" ? level : "info");
+      else if (verdict === "first-drop") {
+        // Once per call: the lines after this one are dropped, and the log says so.
+        const b = call.logBudget;
+        log("skill.log.truncated", { attempt, keptEvents: b.events, keptBytes: b.bytes, maxEvents: b.maxEvents, maxBytes: b.maxBytes }, "warn");
+      }
+    },
     denied: (err) => {
       denied ??= err;
       cancel();
@@ -43,7 +53,14 @@ export async function runAttempt(env: ExecutionEnv, call: ExecutionCall, inputJs
     onCapability: (op, args) => dispatch(scope, op, args),
   });
   cancel = handle.cancel;
-  const deniedError = (d: PermissionDenied) => new PermissionDeniedError(`${skill.manifest.name}: ${d.message}`, { details: { op: d.op, target: d.target, rule: d.decision.rule } });
+  // The target is the skill's data (a 30 MB argument list is possible): the message and details carry it cut to size.
+  const deniedError = (d: PermissionDenied) => {
+    const shown = clip("target", d.target);
+    const reason = clip("reason", d.decision.reason)["reason"];
+    return new PermissionDeniedError(`${skill.manifest.name}: ${d.op} ${String(shown["target"])} refused: ${String(reason)} (rule: ${d.decision.rule})`, {
+      details: { op: d.op, ...shown, rule: d.decision.rule } as { op: string; target: string; rule: string },
+    });
+  };
   try {
     const { outcome, cpuMs } = await withDeadline(handle.result, limits.timeoutMs, handle.cancel, skill.manifest.name);
     if (denied) throw deniedError(denied);
@@ -75,10 +92,4 @@ function codeOf(skill: LoadedSkill): SkillCode {
 
 export function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
-}
-
-/** ctx.log fields are the skill's data: past 8 KiB the event keeps a preview only. */
-function capJson(v: unknown): unknown {
-  const s = JSON.stringify(v ?? null);
-  return s.length > 8192 ? { truncated: true, preview: s.slice(0, 512) } : v;
 }

@@ -11,6 +11,7 @@ import { performance } from "node:perf_hooks";
 import type { Resolver } from "../capabilities/net.js";
 import type { LoadedSkill } from "../manifest/model.js";
 import type { OutgoingRequest, RequestFilterResult } from "../policy/engine/filters.js";
+import { clip, clipArgs, type SkillLogBudget } from "./log-budget.js";
 import { TMP_PLACEHOLDER } from "../policy/match.js";
 import type { ControlPlane } from "../policy/control-plane.js";
 import type { Decision, Grant } from "../policy/model.js";
@@ -42,6 +43,8 @@ export interface ExecutionCall {
   log: CallLog;
   /** the policy version's request filters over what ctx.fetch sends (URL, headers, body; raw and decoded) */
   filterRequest(request: OutgoingRequest, log: CallLog): RequestFilterResult;
+  /** this call's ctx.log budget, shared by its attempts */
+  logBudget: SkillLogBudget;
 }
 
 /** The per-call ${tmp} folder: created only when the grant can use it, removed when the call's attempts end. */
@@ -63,6 +66,14 @@ export function freshTmp(): CallTmp {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** A process.exec event's fields with the skill-chosen parts (command, arguments, cwd, reason) cut to size. */
+function loggedExec(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...fields };
+  for (const k of ["command", "resolved", "cwd", "reason"]) if (typeof fields[k] === "string") Object.assign(out, clip(k, fields[k]));
+  if (Array.isArray(fields["args"])) Object.assign(out, clipArgs(fields["args"].map(String)));
+  return out;
+}
+
 /** What every capability scope of one attempt shares: grant, deadline, logging. */
 export function scopeBase(env: ExecutionEnv, call: ExecutionCall, attempt: number, tmpDir: string, children: Set<ChildProcess>) {
   const { grant, log } = call;
@@ -76,12 +87,13 @@ export function scopeBase(env: ExecutionEnv, call: ExecutionCall, attempt: numbe
     record: (op: string, target: string, d: Decision, extra?: Record<string, unknown>) => {
       const inTmp = op.startsWith("fs.") && (target === tmpDir || target.startsWith(tmpDir + "/"));
       if (!d.allowed) env.denial(d.rule);
+      // Targets and reasons carry the skill's data: cut, with the full length noted.
       log(
         "capability",
-        { attempt, op, target, decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : { reason: d.reason }), ...(inTmp ? { tmp: true } : {}), ...extra },
+        { attempt, op, ...extra, ...clip("target", target), decision: d.allowed ? "allow" : "deny", rule: d.rule, ...(d.allowed ? {} : clip("reason", d.reason)), ...(inTmp ? { tmp: true } : {}) },
         d.allowed ? "info" : "warn",
       );
     },
-    logExec: (fields: Record<string, unknown>) => log("process.exec", { attempt, ...fields }, fields["decision"] === "allow" ? "info" : "warn"),
+    logExec: (fields: Record<string, unknown>) => log("process.exec", { attempt, ...loggedExec(fields) }, fields["decision"] === "allow" ? "info" : "warn"),
   };
 }
