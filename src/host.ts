@@ -15,6 +15,7 @@ import type { CallOptions } from "./call/caller.js";
 import type { CallContext } from "./call/context.js";
 import { SYSTEM_FIELDS } from "./call/events.js";
 import { runCall } from "./call/pipeline.js";
+import { assertRuntime } from "./runtime.js";
 import type { CallResult } from "./call/result.js";
 import { DEFAULTS, resolveHostOptions, type ResolvedHostOptions, type SkillHostOptions } from "./config/options.js";
 import { asSkillError, InputInvalidError, SkillError, SkillNotFoundError } from "./errors.js";
@@ -89,6 +90,8 @@ export class SkillHost {
    * (invalid: E_POLICY_INVALID) and every skill folder (broken ones are reported and skipped).
    */
   static async open(options: SkillHostOptions = {}): Promise<SkillHost> {
+    // First, before any worker starts: the wrong Node or a missing native build fails here, once, clearly.
+    assertRuntime();
     const resolved = resolveHostOptions(options);
     const policy = resolved.policyFile ? loadPolicyFile(resolved.policyFile) : builtinPolicy();
     const host = new SkillHost(resolved, policy);

@@ -68,6 +68,10 @@ async function report(err: unknown, json: boolean, io: Out): Promise<number> {
     code = err.code;
     message = err.message;
     exit = 2;
+  } else if ((err as Error)?.name === "UnsupportedRuntimeError") {
+    code = "E_SKILL_ERROR";
+    message = (err as Error).message;
+    exit = 2;
   } else {
     const { SkillError, exitCodeFor } = await import("../errors.js");
     if (err instanceof SkillError) {

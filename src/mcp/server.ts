@@ -146,16 +146,17 @@ export async function serveMcp(host: SkillHost, options: McpOptions): Promise<Mc
 
   let markClosed!: () => void;
   const closed = new Promise<void>((r) => (markClosed = r));
-  let closing: Promise<void> | undefined;
-  const close = () => {
-    closing ??= (async () => {
-      stopWatching();
-      for (const c of inflight) c.abort(new Error("the MCP server is shutting down"));
-      await server.close().catch(() => undefined);
-      await host.close();
-      markClosed();
-    })();
-    return closing;
+  let closing = false;
+  // Closing the server closes the transport, whose onclose calls this again: the flag is set
+  // before anything runs, so that second call returns at once.
+  const close = async () => {
+    if (closing) return closed;
+    closing = true;
+    stopWatching();
+    for (const c of inflight) c.abort(new Error("the MCP server is shutting down"));
+    await server.close().catch(() => undefined);
+    await host.close();
+    markClosed();
   };
 
   // Answer `initialize` first: a client that starts us waits for nothing else.

@@ -108,7 +108,9 @@ describe("skillbox mcp lifecycle", () => {
     const audit = join(tempDir(), "audit.jsonl");
     const child = spawn(process.execPath, [BIN, "mcp", "--workspace", ws, "--audit", audit], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
+    let err = "";
     child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
     const send = (msg: unknown) => child.stdin.write(JSON.stringify(msg) + "\n");
     send({ jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
     send({ jsonrpc: "2.0", method: "notifications/initialized" });
@@ -120,5 +122,6 @@ describe("skillbox mcp lifecycle", () => {
     expect(await exited).toBe(0);
     const ends = readEvents(audit).filter((e) => e["event"] === "call.end");
     expect(ends).toHaveLength(1);
+    expect(err).not.toMatch(/RangeError|Exception in PromiseRejectCallback/);
   }, 30_000);
 });
