@@ -18,7 +18,10 @@ step run flaky-upstream --session demo
 step run define-word --input '{"word":"isolate"}' --session demo
 step run word-stats --input '{"text": 42}'
 step run git-log-summary --input '{"count":3}' --trust user-verified
-step run git-log-summary --input '{"count":3}' --trust trusted --session demo
+# A confined git sees only the workspace: give it a throwaway repository as its workspace.
+repo="$(mktemp -d)"; git -C "$repo" init -q && git -C "$repo" -c user.name=demo -c user.email=demo@example.com commit -q --allow-empty -m "first commit in the demo repository"
+step run git-log-summary --input '{"count":3}' --trust trusted --session demo --workspace "$repo" --policy "$ROOT/examples/workspace/skillbox.policy.yaml" --audit "$ROOT/examples/workspace/.skillbox/audit.jsonl"
+rm -rf "$repo"
 # A throwaway local server for dev-health; loopback is reachable only because the policy names it.
 node -e 'require("http").createServer((q,s)=>s.end(q.url==="/health"?"ok":"nope")).listen(8765,"127.0.0.1")' &
 server=$!

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { accessSync, constants, lstatSync, readlinkSync, statSync } from "node:fs";
+import { accessSync, chmodSync, constants, lstatSync, mkdtempSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { delimiter, isAbsolute, join } from "node:path";
 
 /**
@@ -132,6 +133,32 @@ export const SYSTEM_PATHS: readonly string[] = ["/usr", "/bin", "/sbin", "/lib",
  */
 export const ETC_FILES: readonly string[] = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/ca-certificates.conf", "/etc/hosts", "/etc/gai.conf", "/etc/mime.types"];
 
+let empty: string | undefined;
+
+/**
+ * An empty read-only file shown in place of a hidden one: it reads as empty (tools such as git
+ * that open every file they know of keep working) and says nothing of what it covers. Made once
+ * per process in a private folder, removed at exit.
+ */
+function emptyFile(): string {
+  if (empty === undefined) {
+    const dir = mkdtempSync(`${tmpdir()}/skillbox-mask-`);
+    const file = `${dir}/empty`;
+    writeFileSync(file, "", { mode: 0o444 });
+    chmodSync(dir, 0o555);
+    process.once("exit", () => {
+      try {
+        chmodSync(dir, 0o700);
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        /* best effort */
+      }
+    });
+    empty = file;
+  }
+  return empty;
+}
+
 function kindOf(path: string): "symlink" | "present" | "absent" {
   try {
     return lstatSync(path).isSymbolicLink() ? "symlink" : "present";
@@ -166,7 +193,7 @@ export function bwrapArgs(spec: ConfineSpec): string[] {
   for (const p of spec.readOnly ?? []) a.push("--ro-bind", p, p);
   for (const m of spec.masks ?? []) {
     if (m.kind === "dir") a.push("--tmpfs", m.path, "--remount-ro", m.path);
-    else a.push("--ro-bind", "/dev/null", m.path);
+    else a.push("--ro-bind", emptyFile(), m.path);
   }
   a.push("--chdir", spec.cwd);
   return a;

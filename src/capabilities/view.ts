@@ -144,6 +144,18 @@ export async function buildView(req: ViewRequest): Promise<ConfineSpec> {
 
 type EntryClass = "mask" | "readonly" | "descend" | "keep";
 
+/** Whether any rule granting read or write (or an allowed path argument) could apply at or below `dir`. */
+function mayHoldAccessible(req: ViewRequest, dir: string, pathArgs: ReadonlySet<string>): boolean {
+  for (const rule of req.grant.files) {
+    if (!rule.access.has("read") && !rule.access.has("write")) continue;
+    if (inside(rule.pattern, TMP_PLACEHOLDER)) continue;
+    const base = staticBase(rule.pattern) || "/";
+    if (inside(dir, base) || inside(base, dir)) return true;
+  }
+  for (const p of pathArgs) if (inside(dir, p) || inside(p, dir)) return true;
+  return false;
+}
+
 function classify(req: ViewRequest, path: string, pathArgs: ReadonlySet<string>, isDir: boolean): EntryClass {
   const { grant, tmpDir } = req;
   if (controlPlaneObjection(grant.controlPlane, path, "read")) return "mask";
@@ -154,8 +166,10 @@ function classify(req: ViewRequest, path: string, pathArgs: ReadonlySet<string>,
   if (pathArgs.has(path)) return protectedPath ? "readonly" : isDir ? "descend" : "keep";
   const readable = checkFileAccess(grant, path, isDir ? "list" : "read", tmpDir).allowed || checkFileAccess(grant, path, "write", tmpDir).allowed;
   if (isDir) {
-    // a folder is hidden only when a deny rule takes it; otherwise deeper paths may still be granted
+    // a folder is hidden when a deny rule takes it, or when nothing in it can be granted for reading
+    // or writing (one mount instead of one per file; its names are hidden with its contents)
     if (grant.denyFiles.some((d) => d.test(path))) return "mask";
+    if (!mayHoldAccessible(req, path, pathArgs)) return "mask";
     return protectedPath || gitFolder ? "readonly" : "descend";
   }
   if (!readable) return "mask";
