@@ -23,8 +23,8 @@ describe("a skill cannot flood the security log", () => {
     const fx = fixture();
     writeSkill(fx.skills, "chatty", "", { "index.js": CHATTY });
     host = await fx.open();
-    const r = await host.call("chatty", { lines: 5000, fieldChars: 10 });
-    expect(r.ok).toBe(true);
+    const r = await host.call("chatty", { lines: 1500, fieldChars: 10 });
+    expect(r).toMatchObject({ ok: true });
     const events = await fx.events();
     expect(events.filter((e) => e["event"] === "skill.log")).toHaveLength(SKILL_LOG_MAX_EVENTS);
     const truncated = events.filter((e) => e["event"] === "skill.log.truncated");
@@ -40,18 +40,18 @@ describe("a skill cannot flood the security log", () => {
     writeSkill(fx.skills, "chatty", "", { "index.js": CHATTY });
     host = await fx.open();
     const before = statSync(fx.auditFile).size;
-    const r = await host.call("chatty", { lines: 2000, fieldChars: 7000 });
-    expect(r.ok).toBe(true);
+    const r = await host.call("chatty", { lines: 400, fieldChars: 7000 });
+    expect(r).toMatchObject({ ok: true });
     const events = await fx.events();
     const lines = events.filter((e) => e["event"] === "skill.log");
     expect(lines.length).toBeGreaterThan(100);
     expect(lines.length).toBeLessThan(SKILL_LOG_MAX_EVENTS);
     expect(events.filter((e) => e["event"] === "skill.log.truncated")).toHaveLength(1);
-    // 2000 × 7 KB would be 14 MB; what was written stays near the budget.
+    // 400 × 7 KB would be 2.8 MB; what was written stays near the budget.
     expect(statSync(fx.auditFile).size - before).toBeLessThan(2 * SKILL_LOG_MAX_BYTES);
 
     const big = await host.call("chatty", { lines: 1, fieldChars: 100_000 });
-    expect(big.ok).toBe(true);
+    expect(big).toMatchObject({ ok: true });
     const last = (await fx.events()).filter((e) => e["event"] === "skill.log").at(-1)!;
     expect(last["fields"]).toMatchObject({ truncated: true });
   });
