@@ -1,5 +1,7 @@
 /** Post-session review of a security log: pure functions over parsed events. */
 
+export { parseDuration } from "../util/duration.js";
+
 export type AuditEvent = Record<string, unknown> & { event?: string; time?: string };
 
 export interface Flag {
@@ -33,14 +35,6 @@ export interface SessionReview {
   callers: string[];
   skills: SkillReview[];
   flags: Flag[];
-}
-
-/** Parses "90s", "30m", "2h", "7d" into milliseconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
-  if (!m) throw new Error(`expected a duration such as 30m, 2h or 7d, got "${text}"`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
-  return Number(m[1]) * unit;
 }
 
 function hostOf(target: string): string {

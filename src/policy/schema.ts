@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { fileRuleSchema, hostPattern, limitsSchema, networkRuleSchema, processRuleSchema } from "../manifest/schema.js";
+import { DURATION_PATTERN } from "../util/duration.js";
 import { TRUST_LEVELS } from "./trust.js";
 import { compileSlashed, RegexError } from "../util/regex.js";
 
@@ -78,7 +79,7 @@ export const filterRuleSchema = z
 export const approvalRuleSchema = z.strictObject({
   name: z.string().min(1).max(100).optional(),
   match: matchSchema.optional(),
-  expiresIn: z.string().regex(/^\d+(\.\d+)?(s|m|h|d)$/, "must be a duration such as 24h or 30m").default("24h"),
+  expiresIn: z.string().regex(DURATION_PATTERN, "must be a duration such as 24h or 30m").default("24h"),
   mode: z.enum(["single-use", "time-boxed"]).default("single-use"),
 });
 

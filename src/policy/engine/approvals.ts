@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { withLockSync } from "../../util/lock.js";
-import { parseDuration } from "../../audit/review.js";
+import { parseDuration } from "../../util/duration.js";
 import type { ApprovalRule } from "../schema.js";
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "used" | "expired";
