@@ -23,6 +23,7 @@ Commands:
   policy             test, diff, show or list versions of the policy
   sign DIR           sign a skill folder
   keygen FILE        make an Ed25519 signing key
+  schema KIND        the JSON Schema of skill.yaml (manifest) or the policy file (policy)
 
 Trust levels: ${TRUST} (default untrusted).
 Exit codes: 0 ok, 1 the skill failed at run time, 2 bad request or configuration, 3 refused by policy,
@@ -160,4 +161,13 @@ Examples:
 
 Example:
   skillbox keygen release.pem`,
+
+  schema: `skillbox schema manifest|policy: print the JSON Schema of a skill manifest or a policy file
+Every field carries its description, for editor completion and hover docs. What JSON Schema
+cannot say (variables, over-broad paths, regex syntax) skillbox validate checks.
+
+Examples:
+  skillbox schema manifest > skill.schema.json     # then, atop skill.yaml:
+                                                   # yaml-language-server: $schema=./skill.schema.json
+  skillbox schema policy > policy.schema.json`,
 };

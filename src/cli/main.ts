@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   },
   sign: async () => (await import("./policy-commands.js")).cmdSign,
   keygen: async () => (await import("./policy-commands.js")).cmdKeygen,
+  schema: async () => (await import("./schema-command.js")).cmdSchema,
 };
 
 const std: Out = { out: (s) => process.stdout.write(s + "\n"), err: (s) => process.stderr.write(s + "\n") };

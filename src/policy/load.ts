@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { ValidationError } from "../errors.js";
+import { type Issue, ValidationError } from "../errors.js";
 import { zodIssues } from "../manifest/schema.js";
 import { isTomlFile, parseTomlSafe } from "../util/toml.js";
 import { parseYamlSafe } from "../util/yaml.js";
@@ -12,7 +12,31 @@ export const DEFAULT_BIN_PATH = ["/usr/local/bin", "/usr/bin", "/bin"];
 
 export type { Policy, SandboxMode } from "./model.js";
 
+/** Where the built-in defaults are reported when they fail their own schema. */
+export const BUILTIN_SOURCE = "<built-in policy>";
+
+/**
+ * The built-in ceilings, deny rules and bin path, checked by the same schema (and the same
+ * breadth rules) as a policy file. Empty when they are valid.
+ */
+export function builtinIssues(): Issue[] {
+  const asFile = { version: 1, trust: DEFAULT_CEILINGS, deny: DEFAULT_DENY, binPath: DEFAULT_BIN_PATH };
+  const result = policySchema.safeParse(structuredClone(asFile));
+  return result.success ? [] : zodIssues(result.error, BUILTIN_SOURCE);
+}
+
+let builtinsChecked = false;
+
+/** Refuses to start on built-in defaults that a policy file could not contain (checked once per process). */
+function assertBuiltinsValid(): void {
+  if (builtinsChecked) return;
+  const issues = builtinIssues();
+  if (issues.length > 0) throw new ValidationError("E_POLICY_INVALID", issues);
+  builtinsChecked = true;
+}
+
 export function builtinPolicy(): Policy {
+  assertBuiltinsValid();
   return {
     source: "built-in",
     version: "built-in",

@@ -1,5 +1,6 @@
 import picomatch from "picomatch";
 import type { FileAccess } from "../manifest/schema.js";
+import { compileGlob } from "../util/glob.js";
 
 /**
  * `${tmp}` differs per call, so rules under it are compiled once against this placeholder root;
@@ -16,9 +17,7 @@ export interface CompiledFileRule {
   test: (path: string) => boolean;
 }
 
-export function compileGlob(pattern: string): (path: string) => boolean {
-  return picomatch(pattern, { dot: true, nonegate: true, strictSlashes: false });
-}
+export { compileGlob };
 
 export function compileFileRule(label: string, pattern: string, access: Iterable<FileAccess>): CompiledFileRule {
   return { label, pattern, access: new Set(access), test: compileGlob(pattern) };
