@@ -117,10 +117,9 @@ describe("ctx.exec holds against shell, argument, PATH and environment attacks",
   });
 
   it("caps the output of a child that prints 100 MB", async () => {
-    const t0 = performance.now();
     const r = await run({ command: "head", args: ["-c", "100000000", "/dev/zero"] });
-    expect(r.ok && r.output).toMatchObject({ truncated: true, stdout: { length: 1024 * 1024 } });
-    expect(performance.now() - t0).toBeLessThan(3000);
+    // Stopped at the cap (killed, not drained to its end and not by the timeout).
+    expect(r.ok && r.output).toMatchObject({ truncated: true, stdout: { length: 1024 * 1024 }, exitCode: null, signal: "SIGKILL", timedOut: false });
   });
 
   it("refuses a working folder outside the granted files area", async () => {
