@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { cpus, totalmem } from "node:os";
 import { fmt, type Row } from "./lib.js";
+import * as exec from "./exec.js";
 import * as fsRead from "./fs-read.js";
 import * as io from "./io-10kb.js";
 import * as memory from "./memory.js";
@@ -22,6 +23,7 @@ for (const [name, scenario, n] of [
   ["refusals", refusals, N],
   ["throughput", throughput, N * 2],
   ["memory", memory, Number(process.env["BENCH_MEMORY_CALLS"] ?? 10_000)],
+  ["exec", exec, N],
 ] as const) {
   process.stderr.write(`running ${name}…\n`);
   rows.push(...(await scenario.run(n)));
