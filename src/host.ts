@@ -59,7 +59,7 @@ export class SkillHost {
     this.skillsDir = options.skillsDir;
     this.home = safeRealpath(homedir());
     this.live = makeLive(policy, this.stateDir, options.clock);
-    this.audit = new AuditLog({ ...options.audit, redact: policy.audit.redact, onError: options.onWarning });
+    this.audit = new AuditLog({ ...options.audit, redact: policy.audit.redact, onError: options.onWarning, failMode: () => (this.live ?? { policy }).policy.audit.failMode });
     this.supervisor = new Supervisor({ workers: options.workers, pool: options.pool });
     this.counters = new Metrics(
       () => this.audit.failures,

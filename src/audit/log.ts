@@ -15,6 +15,8 @@ export interface AuditOptions {
   redact?: string[];
   /** where write failures are reported; @default process.stderr */
   onError?: (message: string) => void;
+  /** the policy's audit.failMode, read when a failure is reported (it may change on reload); @default "open" */
+  failMode?: () => "open" | "closed";
 }
 
 /** Keys the log itself writes on every line. */
@@ -49,6 +51,7 @@ export class AuditLog {
   private readonly logger: Logger;
   private readonly sinks: LineSink[];
   private readonly onError: (message: string) => void;
+  private readonly failMode: () => "open" | "closed";
   private failedEarly = 0;
   private readonly secrets: RegExp | undefined;
 
@@ -56,6 +59,7 @@ export class AuditLog {
     this.file = options.file;
     const key = options.key ?? process.env["SKILLBOX_AUDIT_KEY"] ?? undefined;
     this.onError = options.onError ?? ((m) => process.stderr.write(m + "\n"));
+    this.failMode = options.failMode ?? (() => "open");
     this.secrets = secretValues(process.env);
     this.sinks = [new ChainSink(this.file, key, (err) => this.fail(err))];
     if (options.postgres) this.sinks.push(new PgSink(options.postgres, options.table ?? "skillbox_audit", key, (err) => this.fail(err, "PostgreSQL")));
@@ -92,7 +96,9 @@ export class AuditLog {
   private fail(err: Error, where = this.file): void {
     if (!this.reportedSinks.has(where)) {
       this.reportedSinks.add(where);
-      this.onError(`skillbox: cannot write the security log to ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}; calls go on, events are being lost`);
+      // Say what happens to calls under the policy in force: failMode closed refuses them.
+      const consequence = this.failMode() === "closed" ? "calls are refused (audit.failMode: closed) until it can be written again" : "calls go on, events are being lost";
+      this.onError(`skillbox: cannot write the security log to ${where}: ${(err as NodeJS.ErrnoException).code ?? err.message}; ${consequence}`);
     }
   }
 

@@ -1,5 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { didYouMean } from "../util/suggest.js";
+
+export { closest, didYouMean } from "../util/suggest.js";
 
 /** A usage error: printed without a stack, exit code 2 (with --json: one CallResult-shaped object). */
 export class UsageError extends Error {
@@ -56,46 +59,6 @@ export function trustFlag(value: string | undefined, levels: readonly string[]):
   const t = value ?? "untrusted";
   if (!levels.includes(t)) throw new UsageError(`--trust must be one of ${levels.join(", ")}; got "${t}"${didYouMean(t, levels)}`);
   return t;
-}
-
-/** ` (did you mean "x"?)` when one candidate is close to `word`, else "". */
-export function didYouMean(word: string, candidates: readonly string[], show: (s: string) => string = (s) => `"${s}"`): string {
-  const best = closest(word, candidates);
-  return best === undefined ? "" : ` (did you mean ${show(best)}?)`;
-}
-
-/** The candidate nearest to `word` by edit distance, if it is near enough to be a likely typo. */
-export function closest(word: string, candidates: readonly string[]): string | undefined {
-  const w = word.toLowerCase().slice(0, 64);
-  let best: string | undefined;
-  let bestDistance = Math.max(1, Math.floor(w.length / 3)) + 1;
-  for (const c of candidates) {
-    const d = c.toLowerCase().startsWith(w) && w.length >= 3 ? 1 : distance(w, c.toLowerCase().slice(0, 64));
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-/** Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
-function distance(a: string, b: string): number {
-  const rows: number[][] = [];
-  for (let i = 0; i <= a.length; i++) {
-    rows.push([i]);
-    for (let j = 1; j <= b.length; j++) {
-      if (i === 0) {
-        rows[0]![j] = j;
-        continue;
-      }
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
-      rows[i]![j] = d;
-    }
-  }
-  return rows[a.length]![b.length]!;
 }
 
 export function packageVersion(): string {

@@ -125,7 +125,10 @@ export async function cmdRun(args: string[], io: Out): Promise<number> {
     const options = {
       caller: { id: values.caller ?? "cli", trust, ...(values.session !== undefined ? { session: values.session } : {}) },
       signal: controller.signal,
-      onProgress: (p: Progress) => io.err(describeProgress(name, p)),
+      // Only what a person waits on: a retry being scheduled, and the attempts after the first.
+      onProgress: (p: Progress) => {
+        if ((p.retryDelayMs ?? 0) > 0 || (p.attempt ?? 1) > 1) io.err(describeProgress(name, p));
+      },
     };
     result = await host.call(name, input, options as CallOptions);
   } finally {
@@ -160,6 +163,7 @@ export interface Progress {
 }
 
 export function describeProgress(name: string, p: Progress): string {
+  if (p.message) return `… ${name}: ${p.message}`;
   const of = p.attempt !== undefined ? `attempt ${p.attempt}${p.attempts !== undefined ? ` of ${p.attempts}` : ""}` : "";
   const wait = p.retryDelayMs !== undefined ? `, next in ${Math.round(p.retryDelayMs)} ms` : "";
   return `… ${name}: ${[of + wait, p.message].filter(Boolean).join(": ")}`;

@@ -24,7 +24,7 @@ export function parseManifest(text: string, file: string): Manifest {
 
 export function validateManifest(value: unknown, file: string, lineOf?: (path: readonly PropertyKey[]) => number | undefined): Manifest {
   const result = manifestSchema.safeParse(value);
-  if (!result.success) throw new ValidationError("E_MANIFEST_INVALID", zodIssues(result.error, file, lineOf));
+  if (!result.success) throw new ValidationError("E_MANIFEST_INVALID", zodIssues(result.error, file, lineOf, manifestSchema));
   const issues: Issue[] = [];
   const input = result.data.input;
   if (input["type"] !== "object") issues.push({ file, field: "input.type", message: `must be "object" (tools take an object of named arguments), got ${JSON.stringify(input["type"])}` });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { didYouMean, knownKeysAt } from "../util/suggest.js";
 import { KNOWN_VARS, unknownVars } from "../util/vars.js";
 import { breadthOf } from "./breadth.js";
 
@@ -139,13 +140,17 @@ export type ArgPattern = z.infer<typeof argPatternSchema>;
 export type Limits = z.infer<typeof limitsSchema>;
 export type RetryOptions = z.infer<typeof retrySchema>;
 
-/** Turns zod issues into file/field/line issues. */
-export function zodIssues(error: z.ZodError, file: string, lineOf?: (path: readonly PropertyKey[]) => number | undefined) {
+/** Turns zod issues into file/field/line issues; given the schema, an unknown field gets a "did you mean". */
+export function zodIssues(error: z.ZodError, file: string, lineOf?: (path: readonly PropertyKey[]) => number | undefined, schema?: z.ZodType) {
   return flatten(error.issues).map((iss) => {
     const field = iss.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
     let message = iss.message;
-    if (iss.code === "unrecognized_keys") message = `unknown field(s) ${iss.keys.map((k) => `"${k}"`).join(", ")}`;
-    const line = lineOf?.(iss.path as PropertyKey[]);
+    if (iss.code === "unrecognized_keys") {
+      const known = schema ? knownKeysAt(schema, iss.path) : [];
+      message = `unknown field(s) ${iss.keys.map((k) => `"${k}"${didYouMean(k, known)}`).join(", ")}`;
+    }
+    // An unknown field's own line, not its parent's.
+    const line = lineOf?.(iss.code === "unrecognized_keys" && iss.keys[0] !== undefined ? [...iss.path, iss.keys[0]] : (iss.path as PropertyKey[]));
     return line === undefined ? { file, field, message } : { file, field, message, line };
   });
 }

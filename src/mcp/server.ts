@@ -124,8 +124,10 @@ export async function serveMcp(host: SkillHost, options: McpOptions): Promise<Mc
       ...(progressToken !== undefined
         ? {
             onProgress: (p: { attempt?: number; attempts?: number; retryDelayMs?: number; message?: string }) => {
-              progress = Math.max(progress + 1, p.attempt ?? 0);
-              const message = [p.attempt !== undefined ? `attempt ${p.attempt}${p.attempts !== undefined ? ` of ${p.attempts}` : ""}` : "", p.retryDelayMs !== undefined ? `next in ${Math.round(p.retryDelayMs)} ms` : "", p.message ?? ""].filter(Boolean).join(", ");
+              // Strictly increasing, as MCP requires: attempt N starting is N, a retry of N scheduled is N - 0.5.
+              const at = (p.attempt ?? progress + 1) - (p.retryDelayMs ? 0.5 : 0);
+              progress = at > progress ? at : progress + 0.01;
+              const message = p.message ?? [p.attempt !== undefined ? `attempt ${p.attempt}${p.attempts !== undefined ? ` of ${p.attempts}` : ""}` : "", p.retryDelayMs ? `in ${Math.round(p.retryDelayMs)} ms` : ""].filter(Boolean).join(", ");
               void extra.sendNotification({ method: "notifications/progress", params: { progressToken, progress, ...(p.attempts !== undefined ? { total: p.attempts } : {}), ...(message ? { message } : {}) } }).catch(() => undefined);
             },
           }

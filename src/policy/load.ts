@@ -74,7 +74,7 @@ export function parsePolicy(text: string, file: string): Policy {
   const parsed = isTomlFile(file) ? parseTomlSafe(text, file) : parseYamlSafe(text, file);
   if (!parsed.ok) throw new ValidationError("E_POLICY_INVALID", parsed.issues);
   const result = policySchema.safeParse(parsed.yaml.value ?? {});
-  if (!result.success) throw new ValidationError("E_POLICY_INVALID", zodIssues(result.error, file, parsed.yaml.lineOf));
+  if (!result.success) throw new ValidationError("E_POLICY_INVALID", zodIssues(result.error, file, parsed.yaml.lineOf, policySchema));
   const p = result.data;
   const base = builtinPolicy();
   for (const level of TRUST_LEVELS) {

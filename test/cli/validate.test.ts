@@ -26,6 +26,7 @@ beforeAll(() => {
   writeSkill(s, "missing-module", "", { "index.js": 'import x from "./helper.js";\nexport default async () => x;', "helpers.js": "export default 1;" });
   writeSkill(s, "no-default", "", { "index.js": "export async function run() { return 1; }" });
   writeSkill(s, "typo-type", "input:\n  type: object\n  properties:\n    text: { type: strng }\n", { "index.js": "export default async () => 1;" });
+  writeSkill(s, "typo-field", "permisions: {}\nlimits: { timoutMs: 5 }\n", { "index.js": "export default async () => 1;" });
   writeSkill(s, "lost-fallback", "fallback: { skill: god }\n", { "index.js": "export default async () => 1;" });
   writeSkill(s, "needs-notes", 'permissions: { files: [{ path: "${workspace}/notes/**", access: [read] }] }\n', { "index.js": "export default async () => 1;" });
   const dir = writeSkill(s, "renamed", "", { "index.js": "export default async () => 1;" });
@@ -48,6 +49,8 @@ describe("skillbox validate, a linter", () => {
     ["no default export", "no-default", "entry", /no default export/, undefined],
     ["type: strng", "typo-type", "input.properties.text.type", /unknown JSON Schema type "strng" \(did you mean "string"\?\)/, undefined],
     ["a fallback skill that does not exist", "lost-fallback", "fallback.skill", /no skill named "god".*did you mean "good"/, undefined],
+    ["a mistyped manifest field, with a suggestion", "typo-field", "", /unknown field\(s\) "permisions" \(did you mean "permissions"\?\)/, 4],
+    ["a mistyped nested field, with a suggestion", "typo-field", "limits", /"timoutMs" \(did you mean "timeoutMs"\?\)/, 5],
     ["a folder name that differs from name", "other-name", "name", /differs from its folder name "other-name"/, undefined],
   ] as const)("refuses %s (exit 2, file and field named)", (_what, dir, field, message, line) => {
     const r = skillbox(["validate", `skills/${dir}`]);
