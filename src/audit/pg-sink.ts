@@ -1,4 +1,13 @@
-import pg from "pg";
+import { createRequire } from "node:module";
+import type pgTypes from "pg";
+
+// pg is loaded on first use: most hosts and CLI commands never talk to PostgreSQL, and loading it
+// costs every process start (pg is CommonJS, so a synchronous require keeps the constructor sync).
+let loaded: typeof pgTypes | undefined;
+function pgModule(): typeof pgTypes {
+  loaded ??= createRequire(import.meta.url)("pg") as typeof pgTypes;
+  return loaded;
+}
 import { GENESIS, lineHash } from "./chain.js";
 
 /** What the security log writes to: the file sink and, optionally, PostgreSQL. */
@@ -21,7 +30,7 @@ const LOCK_KEY = 0x5b1bb0;
  * failures are counted and the batch is dropped (the file sink still has it).
  */
 export class PgSink implements LineSink {
-  private readonly pool: pg.Pool;
+  private readonly pool: pgTypes.Pool;
   private queue: string[] = [];
   private writing = false;
   private waiters: (() => void)[] = [];
@@ -36,7 +45,7 @@ export class PgSink implements LineSink {
     private readonly onError: (err: Error) => void,
   ) {
     if (!IDENT.test(table)) throw new Error(`audit.table must be a plain SQL identifier, got "${table}"`);
-    this.pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 5000 });
+    this.pool = new (pgModule().Pool)({ connectionString: url, max: 2, connectionTimeoutMillis: 5000 });
     this.pool.on("error", (err) => this.onError(err));
   }
 
@@ -128,7 +137,7 @@ export class PgSink implements LineSink {
 /** The lines of a PostgreSQL audit table in chain order, for verify, review and stats. */
 export async function readPgLines(url: string, table = "skillbox_audit"): Promise<string[]> {
   if (!IDENT.test(table)) throw new Error(`table must be a plain SQL identifier, got "${table}"`);
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  const client = new (pgModule().Client)({ connectionString: url, connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
     const r = await client.query<{ line: string }>(`SELECT line FROM ${table} ORDER BY seq`);

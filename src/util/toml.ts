@@ -1,7 +1,15 @@
-import { parse, TomlError } from "smol-toml";
+import { createRequire } from "node:module";
+import type * as SmolToml from "smol-toml";
 import type { Issue } from "../errors.js";
 import type { ParsedYaml } from "./yaml.js";
 import { MAX_CONFIG_BYTES } from "./yaml.js";
+
+// Loaded on first use: only TOML policies need it (require() of an ES module: synchronous on Node 24).
+let toml: typeof SmolToml | undefined;
+function smolToml(): typeof SmolToml {
+  toml ??= createRequire(import.meta.url)("smol-toml") as typeof SmolToml;
+  return toml;
+}
 
 export function isTomlFile(file: string): boolean {
   return file.toLowerCase().endsWith(".toml");
@@ -19,10 +27,10 @@ export function parseTomlSafe(text: string, file: string): { ok: true; yaml: Par
   let value: unknown;
   try {
     // TOML dates become Date objects; the policy schema has no date fields, so they are refused there.
-    value = parse(text);
+    value = smolToml().parse(text);
   } catch (err) {
     const message = `TOML: ${(err as Error).message.split("\n")[0]}`;
-    if (err instanceof TomlError) return { ok: false, issues: [{ file, field: "", message, line: err.line }] };
+    if (err instanceof smolToml().TomlError) return { ok: false, issues: [{ file, field: "", message, line: err.line }] };
     return { ok: false, issues: [{ file, field: "", message }] };
   }
   const defined = definedKeys(text);
