@@ -66,6 +66,22 @@ describe("a skill returning deeply nested output", () => {
   });
 });
 
+describe("a skill failing its own hostile output pattern", () => {
+  it("E_OUTPUT_INVALID, judged in linear time; the next call is served", async () => {
+    const fx = fixture();
+    writeSkill(fx.skills, "selfredos", 'output:\n  type: object\n  properties:\n    s: { type: string, pattern: "^(a+)+$" }\n', {
+      "index.js": 'export default async (i) => ({ s: "a".repeat(i.n) + "!" });',
+    });
+    writeSkill(fx.skills, "echo", "", ECHO);
+    host = await fx.open();
+    const started = performance.now();
+    const r = await host.call("selfredos", { n: 100_000 });
+    expect(!r.ok && r.error.code).toBe("E_OUTPUT_INVALID");
+    expect(performance.now() - started).toBeLessThan(NEXT_CALL_MS);
+    await nextCallServed(host, "echo", { text: "hi" }, {});
+  });
+});
+
 describe("authorize before validating", () => {
   it("a caller who may not run the skill gets E_PERMISSION_DENIED; its input is never validated", async () => {
     const fx = fixture();
