@@ -53,7 +53,13 @@ export interface ErrorDetails {
     | { rule: string; window: string | null }
     | { rule: string; approvalId: string }
     | { reason: "audit-unwritable" };
-  E_RATE_LIMITED: { retryAfterMs: number; rule: string } | { retryAfterMs: number; reason: "busy" };
+  E_RATE_LIMITED:
+    | { retryAfterMs: number; rule: string }
+    | { retryAfterMs: number; reason: "busy" }
+    /** the shared state store could not be reached to check `rule`: refused, not skipped */
+    | { retryAfterMs: number; rule: string; reason: "state-unavailable" }
+    /** too many approval requests pending for this caller or skill */
+    | { retryAfterMs: number; rule: string; reason: "approvals-pending-per-caller" | "approvals-pending-per-skill"; pending: number; max: number };
   E_APPROVAL_REQUIRED: { approvalId: string; expiresAt: number | string | null; rule: string };
   E_TIMEOUT: undefined;
   E_MEMORY_LIMIT: undefined;

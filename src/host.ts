@@ -20,13 +20,14 @@ import type { CallResult } from "./call/result.js";
 import { DEFAULTS, resolveHostOptions, type ResolvedHostOptions, type SkillHostOptions } from "./config/options.js";
 import { asSkillError, InputInvalidError, SkillError, SkillNotFoundError } from "./errors.js";
 import { Slots } from "./execution/slots.js";
-import type { Approval } from "./policy/engine/approvals.js";
 import { builtinPolicy, loadPolicyFile } from "./policy/load.js";
-import { makeLive, selfTest, snapshotPolicy, type LivePolicy } from "./policy/live.js";
+import { makeLive, selfTest, versionRecord, type LivePolicy } from "./policy/live.js";
 import type { AuthorizeResult, Policy, TrustLevel } from "./policy/model.js";
 import { safeRealpath, SkillRegistry, type LoadProblem, type SkillInfo, type SkillSource } from "./registry/registry.js";
 import { watchSources } from "./registry/watch.js";
 import { Supervisor } from "./sandbox/supervisor.js";
+import { importLegacyState, localIdentity, openStateStore } from "./state/open.js";
+import type { Approval, StateStore } from "./state/store.js";
 import { toolDefinitions, type ToolFormat } from "./tools.js";
 
 export type { Caller, CallOptions } from "./call/caller.js";
@@ -36,7 +37,11 @@ export type { LoadProblem, SkillInfo, SkillSource } from "./registry/registry.js
 
 export class SkillHost {
   readonly workspace: string;
+  /** the state folder (the embedded store's; older file state is imported from it) */
   readonly stateDir: string;
+  /** buckets, leases, approvals, tokens and policy versions, shared with every host using the same store */
+  readonly state: StateStore;
+  private readonly loadedBy: string;
   /** the folder scanned at open and by reload() */
   readonly skillsDir: string;
   readonly audit: AuditLog;
@@ -52,13 +57,15 @@ export class SkillHost {
   /** what no skill may change or see; grants hold this object, so it is refreshed in place */
   private readonly controlPlane: HostControlPlane;
 
-  private constructor(options: ResolvedHostOptions, policy: Policy) {
+  private constructor(options: ResolvedHostOptions, policy: Policy, state: StateStore) {
     this.options = options;
     this.workspace = options.workspace;
     this.stateDir = options.stateDir;
+    this.state = state;
+    this.loadedBy = options.loadedBy ?? localIdentity();
     this.skillsDir = options.skillsDir;
     this.home = safeRealpath(homedir());
-    this.live = makeLive(policy, this.stateDir, options.clock);
+    this.live = this.makeLive(policy);
     this.audit = new AuditLog({ ...options.audit, redact: policy.audit.redact, onError: options.onWarning, failMode: () => (this.live ?? { policy }).policy.audit.failMode });
     this.supervisor = new Supervisor({ workers: options.workers, pool: options.pool });
     this.counters = new Metrics(
@@ -94,15 +101,30 @@ export class SkillHost {
     assertRuntime();
     const resolved = resolveHostOptions(options);
     const policy = resolved.policyFile ? loadPolicyFile(resolved.policyFile) : builtinPolicy();
-    const host = new SkillHost(resolved, policy);
+    const given = typeof resolved.state === "string" ? undefined : resolved.state;
+    let state: StateStore;
+    try {
+      state =
+        given ??
+        (await openStateStore(resolved.state as string, {
+          workspace: resolved.workspace,
+          ...(resolved.leaseTtlMs !== undefined ? { leaseTtlMs: resolved.leaseTtlMs } : {}),
+          onError: (e) => resolved.onWarning(`skillbox: state store: ${e.message}`),
+        }));
+    } catch (err) {
+      throw new InputInvalidError((err as Error).message, { details: { option: "state" } });
+    }
+    const host = new SkillHost(resolved, policy, state);
     host.reload();
     try {
       selfTest(policy, (n) => host.registry.get(n), { workspace: host.workspace, home: host.home }, resolved.onWarning);
+      if (!given && state.kind !== "memory") await importLegacyState(state, resolved.stateDir, resolved.onWarning);
+      await host.recordVersion(policy);
     } catch (err) {
       await host.audit.close();
+      if (!given) await state.close();
       throw err;
     }
-    snapshotPolicy(policy, host.stateDir);
     await host.warnUnconfined();
     if (resolved.warm) await host.supervisor.warm();
     return host;
@@ -198,16 +220,32 @@ export class SkillHost {
     return this.live.policy;
   }
 
-  /** Pending and decided approvals (newest first). */
-  approvals(): Approval[] {
-    return this.live.engine.approvals.list();
+  private makeLive(policy: Policy): LivePolicy {
+    // The engine reads no environment and no clock of its own: both come from here.
+    return makeLive(policy, { state: this.state, clock: this.options.clock, secret: (name) => process.env[name], approvalCaps: this.options.approvalCaps });
   }
 
-  /** Approves or denies a pending approval; the decision is logged. Throws E_INPUT_INVALID for an unknown or already decided id. */
-  decideApproval(id: string, decision: "approve" | "deny", options: { by?: string; reason?: string } = {}): Approval {
+  /** Records a policy version in the state store; a store that fails is reported, the policy stays live. */
+  private async recordVersion(policy: Policy): Promise<void> {
+    const v = versionRecord(policy, this.options.clock(), this.loadedBy);
+    if (!v) return;
+    try {
+      await this.state.recordPolicyVersion(v);
+    } catch (err) {
+      this.options.onWarning(`skillbox: could not record policy version ${policy.version} in the state store: ${(err as Error).message}`);
+    }
+  }
+
+  /** Pending and decided approvals (newest first), from the state store every host shares. */
+  approvals(options: { limit?: number } = {}): Promise<Approval[]> {
+    return this.state.listApprovals(this.options.clock(), options.limit);
+  }
+
+  /** Approves or denies a pending approval; the decision is logged. Rejects with E_INPUT_INVALID for an unknown or already decided id. */
+  async decideApproval(id: string, decision: "approve" | "deny", options: { by?: string; reason?: string } = {}): Promise<Approval> {
     let a: Approval;
     try {
-      a = this.live.engine.approvals.decide(id, decision === "approve" ? "approved" : "denied", options.by ?? "api", options.reason);
+      a = await this.state.decideApproval(id, decision === "approve" ? "approved" : "denied", options.by ?? "api", options.reason, this.options.clock());
     } catch (err) {
       // An unknown or already decided id is a wrong request, not a failure of the host.
       throw err instanceof SkillError ? err : new InputInvalidError((err as Error).message, { cause: err });
@@ -257,8 +295,8 @@ export class SkillHost {
       const policy = loadPolicyFile(file);
       if (policy.version === before) return false;
       selfTest(policy, (n) => this.registry.get(n), { workspace: this.workspace, home: this.home }, this.options.onWarning);
-      this.live = makeLive(policy, this.stateDir, this.options.clock);
-      snapshotPolicy(policy, this.stateDir);
+      this.live = this.makeLive(policy);
+      void this.recordVersion(policy);
       this.audit.event("policy.reload", { ...SYSTEM_FIELDS, outcome: "ok", from: before, policyVersion: policy.version });
       return true;
     } catch (err) {
@@ -299,5 +337,6 @@ export class SkillHost {
     await this.supervisor.close();
     if (this.audit.failures > 0) this.options.onWarning(`skillbox: ${this.audit.failures} security log event(s) could not be written to ${this.audit.file}`);
     await this.audit.close();
+    if (this.state !== this.options.state) await this.state.close();
   }
 }

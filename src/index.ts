@@ -45,5 +45,6 @@ export type { MetricsSnapshot } from "./audit/metrics.js";
 export type { VerifyResult } from "./audit/verify.js";
 export { toolDefinitions, TOOL_FORMATS } from "./tools.js";
 export type { ToolFormat } from "./tools.js";
-export type { Approval } from "./policy/engine/approvals.js";
 export { REQUIRED_NODE_MAJOR, runtimeProblem, UnsupportedRuntimeError } from "./runtime.js";
+export { openStateStore, isPostgresUrl } from "./state/open.js";
+export type { StateStore, StoreKind, Approval, ApiToken, PolicyVersion, RateDecision, LeaseResult } from "./state/store.js";

@@ -9,6 +9,6 @@ import type { Caller } from "./caller.js";
  * concurrency, rate limits, input filters, approvals, in that order. An admitted call holds what
  * it was admitted with (a per-caller lease) until `release()`; its input may come back masked.
  */
-export function admit(live: LivePolicy, skill: LoadedSkill, caller: Caller, input: unknown, log: CallLog): Admission {
+export function admit(live: LivePolicy, skill: LoadedSkill, caller: Caller, input: unknown, log: CallLog): Promise<Admission> {
   return live.engine.admit({ skill: skill.manifest.name, caller: caller.id, trust: caller.trust, manifest: skill.manifest }, skill, input, log);
 }

@@ -107,7 +107,7 @@ async function stages(ctx: CallContext, call: CallRecord, live: ReturnType<CallC
   if (inputJson instanceof SkillError) return refuse(inputJson, { reason: inputJson.message });
 
   // 4 admission
-  const admission = admit(live, skill, caller, input, events.log);
+  const admission = await admit(live, skill, caller, input, events.log);
   if (!admission.ok) {
     ctx.counters.denial(admission.rule);
     return refuse(admission.error, { rule: admission.rule, reason: admission.error.message, details: admission.error.details ?? null });
@@ -134,6 +134,7 @@ async function stages(ctx: CallContext, call: CallRecord, live: ReturnType<CallC
     // 8 finish
     return end(out);
   } finally {
-    admission.release();
+    // A lease that cannot be released is logged; it lapses by itself when it stops being renewed.
+    await admission.release().catch((err: unknown) => events.log("state.error", { stage: "release", message: (err as Error).message }, "warn"));
   }
 }

@@ -8,6 +8,9 @@ import { existsSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { systemResolver, type Resolver } from "../capabilities/net.js";
 import { InputInvalidError, type SkillError } from "../errors.js";
+import type { ApprovalCaps } from "../policy/engine/approvals.js";
+import { isPostgresUrl } from "../state/open.js";
+import type { StateStore } from "../state/store.js";
 
 /** Environment variable holding the security log's HMAC chain key (host, `skillbox audit verify`). */
 export const AUDIT_KEY_ENV = "SKILLBOX_AUDIT_KEY";
@@ -22,6 +25,7 @@ export const DEFAULTS = {
   maxConcurrent: 64,
   maxQueued: 1024,
   maxInputBytes: 1024 * 1024,
+  approvalCaps: { perCaller: 20, perSkill: 200 },
 } as const;
 
 export interface AuditOptions {
@@ -60,8 +64,22 @@ export interface SkillHostOptions {
   maxQueued?: number;
   /** largest accepted input, JSON-encoded; @default 1 MiB */
   maxInputBytes?: number;
-  /** state that outlives a process (approvals, policy snapshots); @default "<workspace>/.skillbox" */
+  /**
+   * Where shared state lives (rate-limit buckets, concurrency leases, approvals, tokens, policy
+   * versions): a folder (an embedded database `state.db` in it, shared by every process on this
+   * machine), a `postgres://` URL (shared by every host using that database), `memory` (this
+   * process only), or a StateStore the application opened (it stays the application's to close).
+   * @default "<workspace>/.skillbox"
+   */
+  state?: string | StateStore;
+  /** older name of `state` for a folder */
   stateDir?: string;
+  /** a concurrency lease not renewed this long belongs to a dead host and lapses; @default 20000 */
+  leaseTtlMs?: number;
+  /** pending approval requests allowed at once; @default { perCaller: 20, perSkill: 200 } */
+  approvalCaps?: Partial<ApprovalCaps>;
+  /** who loads policies through this host, recorded with each policy version; @default "user@hostname" */
+  loadedBy?: string;
   /** epoch milliseconds for rate limits, time windows and approvals; @default Date.now */
   clock?: () => number;
   /** DNS resolution for ctx.fetch (host name -> addresses); @default the system resolver */
@@ -79,7 +97,13 @@ export interface ResolvedHostOptions {
   skillsDir: string;
   /** the policy file given or found in the workspace; undefined: the built-in policy */
   policyFile: string | undefined;
+  /** the state store: an absolute folder, a postgres:// URL, "memory", or the application's store */
+  state: string | StateStore;
+  /** the state folder (the embedded store's, else <workspace>/.skillbox): older file state is imported from here */
   stateDir: string;
+  leaseTtlMs: number | undefined;
+  approvalCaps: ApprovalCaps;
+  loadedBy: string | undefined;
   audit: { file: string; key?: string; postgres?: string; table?: string };
   workers: number;
   pool: { perSkill: number; max: number };
@@ -125,11 +149,27 @@ export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path
   const pool = options.pool;
   if (pool !== undefined && (pool === null || typeof pool !== "object")) throw invalid("pool", "an object", pool);
 
+  const stateGiven = options.state;
+  if (stateGiven !== undefined && typeof stateGiven !== "string" && (stateGiven === null || typeof stateGiven !== "object" || typeof (stateGiven as StateStore).takeToken !== "function")) {
+    throw invalid("state", "a folder, a postgres:// URL, \"memory\" or a StateStore", stateGiven);
+  }
+  const stateSpec = stateGiven ?? optionalString("stateDir", options.stateDir) ?? DEFAULTS.stateDir;
+  const stateIsFolder = typeof stateSpec === "string" && stateSpec !== "memory" && !isPostgresUrl(stateSpec);
+  const caps = options.approvalCaps;
+  if (caps !== undefined && (caps === null || typeof caps !== "object")) throw invalid("approvalCaps", "an object", caps);
+
   return {
     workspace,
     skillsDir: resolve(optionalString("skillsDir", options.skillsDir) ?? DEFAULTS.skillsDir),
     policyFile,
-    stateDir: resolve(workspace, optionalString("stateDir", options.stateDir) ?? DEFAULTS.stateDir),
+    state: stateIsFolder ? resolve(workspace, stateSpec as string) : stateSpec,
+    stateDir: resolve(workspace, stateIsFolder ? (stateSpec as string) : DEFAULTS.stateDir),
+    leaseTtlMs: options.leaseTtlMs === undefined ? undefined : positiveInteger("leaseTtlMs", options.leaseTtlMs),
+    approvalCaps: {
+      perCaller: positiveInteger("approvalCaps.perCaller", caps?.perCaller ?? DEFAULTS.approvalCaps.perCaller),
+      perSkill: positiveInteger("approvalCaps.perSkill", caps?.perSkill ?? DEFAULTS.approvalCaps.perSkill),
+    },
+    loadedBy: optionalString("loadedBy", options.loadedBy),
     audit: {
       file: resolve(workspace, optionalString("audit.file", audit?.file) ?? DEFAULTS.auditFile),
       ...(key !== undefined ? { key } : {}),

@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
 import { ValidationError } from "../errors.js";
 import type { LoadedSkill } from "../manifest/load.js";
 import type { AuthorizeResult } from "./authorize.js";
+import type { PolicyVersion, StateStore } from "../state/store.js";
+import type { ApprovalCaps } from "./engine/approvals.js";
 import { PolicyEngine } from "./engine/engine.js";
 import { describeExpect, runExpectations } from "./engine/selftest.js";
 import type { Policy } from "./load.js";
@@ -15,8 +16,15 @@ export interface LivePolicy {
   grants: Map<string, AuthorizeResult>;
 }
 
-export function makeLive(policy: Policy, stateDir: string, clock: () => number): LivePolicy {
-  return { policy, engine: new PolicyEngine(policy, { stateDir, clock }), grants: new Map() };
+export interface LiveOptions {
+  state: StateStore;
+  clock: () => number;
+  secret: (name: string) => string | undefined;
+  approvalCaps?: ApprovalCaps;
+}
+
+export function makeLive(policy: Policy, options: LiveOptions): LivePolicy {
+  return { policy, engine: new PolicyEngine(policy, options), grants: new Map() };
 }
 
 /**
@@ -36,18 +44,17 @@ export function selfTest(policy: Policy, skill: (name: string) => LoadedSkill | 
   }
 }
 
-/** Keeps a copy of every policy version loaded, as `<state>/policies/<version>.yaml`, for `policy diff`. */
-export function snapshotPolicy(policy: Policy, stateDir: string): string | undefined {
+/** The record of a policy version for the state store (`policy versions`, `policy diff`); undefined for the built-in one. */
+export function versionRecord(policy: Policy, loadedAtMs: number, loadedBy: string): PolicyVersion | undefined {
   if (!policy.text) return undefined;
-  const dir = join(stateDir, "policies");
-  const file = join(dir, `${policy.version.replace(/[^A-Za-z0-9@._-]/g, "_")}.yaml`);
-  try {
-    if (!existsSync(file)) {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(file, policy.text, { mode: 0o600 });
-    }
-    return file;
-  } catch {
-    return undefined;
-  }
+  const at = policy.version.lastIndexOf("@");
+  return {
+    version: policy.version,
+    label: at > 0 ? policy.version.slice(0, at) : null,
+    hash: createHash("sha256").update(policy.text).digest("hex"),
+    document: policy.text,
+    loadedAt: new Date(loadedAtMs).toISOString(),
+    loadedBy,
+    source: policy.source,
+  };
 }

@@ -1,24 +1,31 @@
 import { SkillError } from "../../errors.js";
 import type { LoadedSkill } from "../../manifest/load.js";
 import { verifySkillSignature, type SignatureCheck } from "../../manifest/signing.js";
+import type { StateStore } from "../../state/store.js";
 import type { Policy } from "../load.js";
-import { ApprovalStore, inputDigest } from "./approvals.js";
+import { approvalRequest, DEFAULT_APPROVAL_CAPS, DigestDepthError, inputDigest, type ApprovalCaps } from "./approvals.js";
 import { applyFilters, applyRequestFilters, compileFilters, type FilterResult, type FilterStage, type OutgoingRequest, type RequestFilterResult } from "./filters.js";
 import { describeMatch, matches, type CallSubject } from "./match.js";
-import { bucketKey, RateLimiter } from "./rate.js";
-import { windowRefusal, windowAllows } from "./windows.js";
+import { bucketFor, bucketKey, ruleIds } from "./rate.js";
+import { windowAllows, windowRefusal } from "./windows.js";
 
 export interface EngineOptions {
-  /** where approvals live; @default "<workspace>/.skillbox" */
-  stateDir: string;
+  /** buckets, concurrency leases and approvals, shared with every process using the same store */
+  state: StateStore;
   /** epoch milliseconds; injectable so tests can stand at the edges of windows and buckets */
   clock: () => number;
+  /** the value of a named secret (policy `signing.hmacKeyEnv`); the host reads the environment, not the engine */
+  secret: (name: string) => string | undefined;
+  /** @default 20 per caller, 200 per skill */
+  approvalCaps?: ApprovalCaps;
 }
 
 /** Writes a policy event for one call to the security log. */
 export type EngineLog = (event: string, fields: Record<string, unknown>, level?: "info" | "warn") => void;
 
-export type Admission = { ok: true; input: unknown; release: () => void } | { ok: false; error: SkillError; rule: string };
+export type Admission = { ok: true; input: unknown; release: () => Promise<void> } | { ok: false; error: SkillError; rule: string };
+
+const noRelease = async (): Promise<void> => undefined;
 
 /**
  * Stage 4 of a call, after authorize and before any isolate: signatures, time windows,
@@ -26,36 +33,38 @@ export type Admission = { ok: true; input: unknown; release: () => void } | { ok
  * ctx.fetch request bodies. One engine per policy version.
  */
 export class PolicyEngine {
-  readonly approvals: ApprovalStore;
-  private readonly rate = new RateLimiter();
-  private readonly perCaller = new Map<string, number>();
   private readonly filters;
+  private readonly rateIds: string[];
   private readonly signatures = new WeakMap<LoadedSkill, SignatureCheck>();
 
   constructor(
     readonly policy: Policy,
     private readonly options: EngineOptions,
   ) {
-    this.approvals = new ApprovalStore(options.stateDir, options.clock);
+    this.rateIds = ruleIds(policy.rules.rateLimits);
     this.filters = compileFilters(policy.rules.filters.presets, policy.rules.filters.rules);
   }
 
   /** Whether a skill's signature satisfies the policy for a trust level (always true where none is required). */
   signatureFor(skill: LoadedSkill, trust: CallSubject["trust"]): SignatureCheck | undefined {
     const signing = this.policy.rules.signing;
-    if (!signing || !signing.require.includes(trust)) return undefined;
+    if (!signing?.require.includes(trust)) return undefined;
     let check = this.signatures.get(skill);
     if (!check) {
-      const secret = signing.hmacKeyEnv ? process.env[signing.hmacKeyEnv] : undefined;
+      const secret = signing.hmacKeyEnv ? this.options.secret(signing.hmacKeyEnv) : undefined;
       check = verifySkillSignature(skill, signing.keys, secret);
       this.signatures.set(skill, check);
     }
     return check;
   }
 
-  admit(subject: CallSubject, skill: LoadedSkill, input: unknown, log: EngineLog): Admission {
+  /**
+   * Admits a call or says why not. The shared state is touched only by the rules that match; a
+   * store that cannot be reached refuses the call (fail closed) rather than skipping the rule.
+   */
+  async admit(subject: CallSubject, skill: LoadedSkill, input: unknown, log: EngineLog): Promise<Admission> {
     const r = this.policy.rules;
-    const now = this.options.clock();
+    const now = Math.round(this.options.clock());
     const refuse = (error: SkillError, rule: string): Admission => ({ ok: false, error, rule });
 
     const sig = this.signatureFor(skill, subject.trust);
@@ -69,15 +78,42 @@ export class PolicyEngine {
       }
     }
 
-    const limit = r.concurrency?.perCaller;
-    const running = this.perCaller.get(subject.caller) ?? 0;
-    if (limit !== undefined && running >= limit) {
-      return refuse(new SkillError("E_RATE_LIMITED", `caller ${subject.caller} already has ${running} calls in flight (concurrency.perCaller: ${limit})`, { details: { retryAfterMs: 250, rule: "concurrency.perCaller" } }), "concurrency.perCaller");
+    let release = noRelease;
+    let stage = "concurrency.perCaller";
+    try {
+      const limit = r.concurrency?.perCaller;
+      if (limit !== undefined) {
+        const lease = await this.options.state.acquireLease(subject.caller, limit);
+        if (!lease.ok) {
+          return refuse(new SkillError("E_RATE_LIMITED", `caller ${subject.caller} already has ${lease.running} calls in flight (concurrency.perCaller: ${limit})`, { details: { retryAfterMs: 250, rule: "concurrency.perCaller" } }), "concurrency.perCaller");
+        }
+        release = lease.release;
+      }
+      const refused = await this.admitRest(subject, input, now, log, (s) => (stage = s));
+      if (refused.ok) return { ...refused, release };
+      await release();
+      return refused;
+    } catch (err) {
+      await release().catch(() => undefined);
+      if (err instanceof DigestDepthError) return refuse(new SkillError("E_INPUT_INVALID", `${subject.skill}: ${err.message}`), stage);
+      log("state.error", { stage, message: (err as Error).message }, "warn");
+      return refuse(
+        new SkillError("E_RATE_LIMITED", `${subject.skill}: refused because the shared state (${this.options.state.location}) could not be reached to check ${stage}: ${(err as Error).message}`, {
+          details: { retryAfterMs: 1000, rule: stage, reason: "state-unavailable" },
+        }),
+        stage,
+      );
     }
+  }
 
+  /** Rate limits, input filters and approvals, after the concurrency lease. */
+  private async admitRest(subject: CallSubject, input: unknown, now: number, log: EngineLog, at: (stage: string) => void): Promise<Admission> {
+    const r = this.policy.rules;
+    const refuse = (error: SkillError, rule: string): Admission => ({ ok: false, error, rule });
     for (const [i, rule] of r.rateLimits.entries()) {
       if (!matches(rule.match, subject)) continue;
-      const d = this.rate.take(i, rule, bucketKey(rule.per, subject.caller, subject.skill), now);
+      at(`rateLimits[${i}]`);
+      const d = await this.options.state.takeToken(bucketFor(this.rateIds[i]!, rule, bucketKey(rule.per, subject.caller, subject.skill)), now);
       if (!d.allowed) {
         return refuse(
           new SkillError("E_RATE_LIMITED", `rate limit rateLimits[${i}] (${rule.limit} per ${rule.per}, ${describeMatch(rule.match)}) reached; try again in ${d.retryAfterMs} ms`, { details: { retryAfterMs: d.retryAfterMs, rule: `rateLimits[${i}]` } }),
@@ -91,10 +127,22 @@ export class PolicyEngine {
       return refuse(new SkillError("E_PERMISSION_DENIED", `${subject.skill}: the input was blocked by content filter "${filtered.blocked}"`, { details: { rule: `filters.${filtered.blocked}`, filter: filtered.blocked } }), `filters.${filtered.blocked}`);
     }
 
+    let digest: string | undefined;
     for (const [i, rule] of r.approvals.entries()) {
       if (!matches(rule.match, subject)) continue;
       const ruleName = rule.name ?? `approvals[${i}]`;
-      const a = this.approvals.check(rule, ruleName, subject.skill, subject.caller, inputDigest(input));
+      at(ruleName);
+      digest ??= inputDigest(input);
+      // The operator sees the input as the filters left it: redacted, never the raw secret.
+      const a = await this.options.state.checkApproval(approvalRequest(rule, ruleName, subject.skill, subject.caller, digest, filtered.value, this.options.approvalCaps ?? DEFAULT_APPROVAL_CAPS), now);
+      if (a.kind === "full") {
+        return refuse(
+          new SkillError("E_RATE_LIMITED", `${subject.skill} needs approval (${ruleName}), but ${a.per === "caller" ? `caller ${subject.caller}` : `skill ${subject.skill}`} already has ${a.pending} approval requests pending (at most ${a.max}); wait until an operator decides them or they lapse`, {
+            details: { retryAfterMs: a.retryAfterMs, rule: ruleName, reason: `approvals-pending-per-${a.per}`, pending: a.pending, max: a.max },
+          }),
+          ruleName,
+        );
+      }
       if (a.kind === "pending") {
         if (a.created) log("approval.requested", { approvalId: a.approval.id, rule: ruleName, inputDigest: a.approval.inputDigest, expiresAt: a.approval.expiresAt });
         return refuse(
@@ -107,20 +155,7 @@ export class PolicyEngine {
       }
       log("approval.used", { approvalId: a.approval.id, rule: ruleName, mode: a.approval.mode });
     }
-
-    this.perCaller.set(subject.caller, running + 1);
-    let released = false;
-    return {
-      ok: true,
-      input: filtered.value,
-      release: () => {
-        if (released) return;
-        released = true;
-        const n = (this.perCaller.get(subject.caller) ?? 1) - 1;
-        if (n <= 0) this.perCaller.delete(subject.caller);
-        else this.perCaller.set(subject.caller, n);
-      },
-    };
+    return { ok: true, input: filtered.value, release: noRelease };
   }
 
   /** The request filters over a ctx.fetch request, raw and decoded; logs each hit like `filter`. */

@@ -1,38 +1,31 @@
+import { createHash } from "node:crypto";
+import type { BucketSpec } from "../../state/store.js";
 import type { RateLimitRule } from "../schema.js";
 
 const UNIT_MS = { sec: 1000, min: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
 
-export interface RateDecision {
-  allowed: boolean;
-  /** when refused: how long until one token is back */
-  retryAfterMs: number;
+/**
+ * Names each rate-limit rule of a policy by a hash of the rule itself (plus its occurrence, for
+ * identical rules), so a bucket survives a policy reload that leaves its rule alone and every
+ * host with the same rule shares one bucket per key.
+ */
+export function ruleIds(rules: readonly RateLimitRule[]): string[] {
+  const seen = new Map<string, number>();
+  return rules.map((r) => {
+    const h = createHash("sha256").update(JSON.stringify([r.match ?? null, r.per, r.limit, r.burst ?? null])).digest("hex").slice(0, 16);
+    const n = seen.get(h) ?? 0;
+    seen.set(h, n + 1);
+    return `${h}.${n}`;
+  });
 }
 
-/**
- * Token buckets, one per rule and key (caller, skill or both). A bucket holds `burst` tokens
- * (default N) and refills evenly at N per unit; a call takes one. Pure apart from the state it
- * keeps; time comes from the caller, so tests can put the clock at the edges.
- */
-export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
-  take(ruleIndex: number, rule: RateLimitRule, key: string, now: number): RateDecision {
-    const [n, unit] = rule.limit.split("/") as [string, keyof typeof UNIT_MS];
-    const perMs = Number(n) / UNIT_MS[unit];
-    const capacity = rule.burst ?? Number(n);
-    const id = `${ruleIndex}\0${key}`;
-    const b = this.buckets.get(id) ?? { tokens: capacity, at: now };
-    const tokens = Math.min(capacity, b.tokens + Math.max(0, now - b.at) * perMs);
-    if (tokens >= 1 - 1e-9) {
-      this.buckets.set(id, { tokens: tokens - 1, at: now });
-      return { allowed: true, retryAfterMs: 0 };
-    }
-    this.buckets.set(id, { tokens, at: now });
-    // Rounding noise (1 - 0.999 is not exactly 0.001) must not add a millisecond.
-    return { allowed: false, retryAfterMs: Math.max(1, Math.ceil((1 - tokens) / perMs - 1e-6)) };
-  }
+/** The token bucket a rule gives a key: `burst` tokens (default N), refilled evenly at N per unit. */
+export function bucketFor(ruleId: string, rule: RateLimitRule, key: string): BucketSpec {
+  const [n, unit] = rule.limit.split("/") as [string, keyof typeof UNIT_MS];
+  return { key: `${ruleId}|${key}`, capacity: rule.burst ?? Number(n), perMs: Number(n) / UNIT_MS[unit] };
 }
 
 export function bucketKey(per: RateLimitRule["per"], caller: string, skill: string): string {
-  return per === "caller" ? `caller:${caller}` : per === "skill" ? `skill:${skill}` : `caller:${caller}+skill:${skill}`;
+  // JSON keeps a caller id that contains "+skill:" from naming another pair's bucket.
+  return per === "caller" ? `caller:${caller}` : per === "skill" ? `skill:${skill}` : `caller+skill:${JSON.stringify([caller, skill])}`;
 }
