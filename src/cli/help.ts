@@ -6,7 +6,9 @@ const HOST_FLAGS = `  --skills DIR       folder of skill folders (default ./skil
   --policy FILE      policy file, YAML or TOML (default skillbox.policy.yaml in the workspace, else built-in)
   --workspace DIR    the folder \${workspace} stands for (default .)
   --audit FILE       security log (default <workspace>/.skillbox/audit.jsonl)
-  --state DIR        approvals, rate limits, policy versions (default <workspace>/.skillbox)`;
+  --state DIR|URL    shared state: rate limits, concurrency, approvals, policy versions; a folder holds
+                     a database shared by the processes of this machine, a postgres:// URL one shared
+                     by every host using it (default <workspace>/.skillbox)`;
 
 export const OVERVIEW = `skillbox: run JavaScript skills in V8 isolates, within what their manifest declares and their caller's trust allows
 
@@ -126,8 +128,9 @@ Examples:
 
 Options:
   --reason TEXT      why (logged with the decision)
-  --workspace DIR    (default .)   --state DIR (default <workspace>/.skillbox)   --audit FILE
-  --json             list as JSON
+  --workspace DIR    (default .)   --state DIR|URL (default <workspace>/.skillbox)   --audit FILE
+  --limit N          list at most N, newest first (default 1000)
+  --json             list as JSON (the input each approval is for, as the policy's filters redacted it)
 
 Examples:
   skillbox approvals list
@@ -142,12 +145,14 @@ Examples:
 
 Options:
   --policy FILE      (show) the policy to show (default the workspace's, else built-in)
-  --skills DIR  --workspace DIR  --state DIR  --json
+  --skills DIR  --workspace DIR  --state DIR|URL  --json
 
 Examples:
   skillbox policy show --trust user-verified
   skillbox policy test skillbox.policy.yaml
-  skillbox policy diff old.policy.yaml skillbox.policy.yaml`,
+  skillbox policy diff old.policy.yaml skillbox.policy.yaml
+  skillbox policy versions --state postgres://skillbox@db/skillbox
+  skillbox policy diff v1 v2            (versions by a prefix of their name or hash)`,
 
   sign: `skillbox sign DIR [--key FILE] [--key-id NAME]: sign a skill folder (manifest + entry)
 

@@ -8,6 +8,7 @@ import { exitCodeFor } from "../errors.js";
 import { SkillHost } from "../host.js";
 import { TRUST_LEVELS, type TrustLevel } from "../policy/trust.js";
 import { TOOL_FORMATS, type ToolFormat } from "../tools.js";
+import { isPostgresUrl } from "../state/spec.js";
 import { closest, didYouMean, packageVersion, parse, trustFlag, UsageError, type Out } from "./common.js";
 
 export const HOST_OPTIONS = {
@@ -23,7 +24,7 @@ export const HOST_OPTIONS = {
 type HostFlags = { skills?: string | undefined; policy?: string | undefined; workspace?: string | undefined; audit?: string | undefined; state?: string | undefined };
 
 /** Where the host's folders are, from the flags: the log and the state default to the workspace, not the current folder. */
-export function hostPaths(values: HostFlags): { workspace: string; skillsDir: string; audit?: string; stateDir?: string } {
+export function hostPaths(values: HostFlags): { workspace: string; skillsDir: string; audit?: string; state?: string } {
   const workspace = resolve(values.workspace ?? ".");
   if (!existsSync(workspace) || !statSync(workspace).isDirectory()) throw new UsageError(`--workspace ${values.workspace}: no such folder`);
   const skillsDir = resolve(values.skills ?? join(workspace, "skills"));
@@ -32,7 +33,8 @@ export function hostPaths(values: HostFlags): { workspace: string; skillsDir: st
     workspace,
     skillsDir,
     ...(values.audit !== undefined ? { audit: resolve(values.audit) } : {}),
-    ...(values.state !== undefined ? { stateDir: resolve(values.state) } : {}),
+    // A folder is taken from the current directory; a postgres:// URL as given.
+    ...(values.state !== undefined ? { state: isPostgresUrl(values.state) ? values.state : resolve(values.state) } : {}),
   };
 }
 
@@ -43,7 +45,7 @@ export async function openHost(values: HostFlags, io: Out, warm = true): Promise
     workspace: paths.workspace,
     skillsDir: paths.skillsDir,
     ...(values.policy !== undefined ? { policy: resolve(values.policy) } : {}),
-    ...(paths.stateDir !== undefined ? { stateDir: paths.stateDir } : {}),
+    ...(paths.state !== undefined ? { state: paths.state } : {}),
     // Teams storing the log in PostgreSQL set this once in the environment.
     ...(paths.audit !== undefined || postgres ? { audit: { ...(paths.audit !== undefined ? { file: paths.audit } : {}), ...(postgres ? { postgres } : {}) } } : {}),
     onWarning: io.err,

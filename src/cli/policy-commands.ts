@@ -1,37 +1,67 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { userInfo } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AuditLog } from "../audit/log.js";
 import { loadSkillDir, MANIFEST_FILE } from "../manifest/load.js";
 import { generateSigningKey, parseSigningKey, SIGNATURE_FILE, signSkill } from "../manifest/signing.js";
-import { ApprovalStore } from "../policy/engine/approvals.js";
 import { diffPolicies } from "../policy/engine/diff.js";
 import { describeExpect, runExpectations } from "../policy/engine/selftest.js";
-import { builtinPolicy, loadPolicyFile, type Policy } from "../policy/load.js";
+import { builtinPolicy, loadPolicyFile, parsePolicy, type Policy } from "../policy/load.js";
+import { importLegacyState, isPostgresUrl, localIdentity, openStateStore } from "../state/open.js";
+import type { Approval, PolicyVersion, StateStore } from "../state/store.js";
 import { listSkillDirs } from "../manifest/load.js";
 import { parse, UsageError, type Out } from "./common.js";
 import { table } from "./report.js";
 
-const stateDir = (v: { state?: string | undefined; workspace?: string | undefined }) => resolve(v.state ?? join(v.workspace ?? ".", ".skillbox"));
-const who = () => `cli:${userInfo().username}`;
+/**
+ * Opens the state store named by --state (a folder or a postgres:// URL; default
+ * <workspace>/.skillbox), importing the file state of older versions from a folder. Runs `fn`
+ * and closes the store. A store that cannot be opened is a usage error (exit 2).
+ */
+async function withState<T>(v: { state?: string | undefined; workspace?: string | undefined }, command: string, io: Out, fn: (store: StateStore) => Promise<T>): Promise<T> {
+  const workspace = resolve(v.workspace ?? ".");
+  const spec = v.state === undefined ? join(workspace, ".skillbox") : isPostgresUrl(v.state) ? v.state : resolve(v.state);
+  let store: StateStore;
+  try {
+    store = await openStateStore(spec, { workspace, onError: (e) => io.err(`skillbox ${command}: state store: ${e.message}`) });
+  } catch (err) {
+    throw new UsageError(`skillbox ${command}: ${(err as Error).message}`);
+  }
+  try {
+    if (!isPostgresUrl(spec)) await importLegacyState(store, spec, io.err);
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
 
-export function cmdApprovals(args: string[], io: Out): number {
-  const { values, positionals } = parse(args, { state: { type: "string" }, workspace: { type: "string" }, audit: { type: "string" }, reason: { type: "string" }, json: { type: "boolean" } }, "approvals");
+/** A stored input for one table cell. */
+function brief(v: unknown, max = 60): string {
+  if (v === undefined) return "";
+  const s = JSON.stringify(v) ?? "";
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+export async function cmdApprovals(args: string[], io: Out): Promise<number> {
+  const { values, positionals } = parse(args, { state: { type: "string" }, workspace: { type: "string" }, audit: { type: "string" }, reason: { type: "string" }, json: { type: "boolean" }, limit: { type: "string" } }, "approvals");
   const [sub, id] = positionals;
-  const store = new ApprovalStore(stateDir(values));
   if (sub === "list" || sub === undefined) {
-    const list = store.list();
-    if (values.json) io.out(JSON.stringify(list));
-    else if (list.length === 0) io.out(`no approvals in ${store.file}`);
-    else for (const l of table(["id", "status", "skill", "caller", "created", "expires", "decided by", "reason"], list.map((a) => [a.id, a.status, a.skill, a.caller, a.createdAt.slice(0, 19), a.expiresAt.slice(0, 19), a.decidedBy ?? "", a.reason ?? ""]))) io.out(l);
-    return 0;
+    const limit = values.limit === undefined ? 1000 : Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`skillbox approvals list: --limit must be a positive whole number, got "${values.limit}"`);
+    return withState(values, "approvals", io, async (store) => {
+      const list = await store.listApprovals(Date.now(), limit);
+      if (values.json) io.out(JSON.stringify(list));
+      else if (list.length === 0) io.out(`no approvals in ${store.location}`);
+      else for (const l of table(["id", "status", "skill", "caller", "input", "created", "expires", "decided by", "reason"], list.map((a) => [a.id, a.status, a.skill, a.caller, brief(a.input), a.createdAt.slice(0, 19), a.expiresAt.slice(0, 19), a.decidedBy ?? "", a.reason ?? ""]))) io.out(l);
+      return 0;
+    });
   }
   if (sub !== "approve" && sub !== "deny") throw new UsageError(`skillbox approvals: expected list, approve or deny, got "${sub}"`);
   if (!id) throw new UsageError(`skillbox approvals ${sub}: which approval? (skillbox approvals list shows the ids)`);
-  let a;
+  let a: Approval;
   try {
-    a = store.decide(id, sub === "approve" ? "approved" : "denied", who(), values.reason);
+    a = await withState(values, "approvals", io, (store) => store.decideApproval(id, sub === "approve" ? "approved" : "denied", `cli:${localIdentity()}`, values.reason, Date.now()));
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     io.err(`skillbox approvals ${sub}: ${(err as Error).message}`);
     return 2;
   }
@@ -46,6 +76,15 @@ export function cmdApprovals(args: string[], io: Out): number {
 export async function cmdPolicy(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(args, { state: { type: "string" }, workspace: { type: "string" }, skills: { type: "string" }, json: { type: "boolean" } }, "policy");
   const [sub, a, b] = positionals;
+  if (sub === "versions") {
+    return withState(values, "policy versions", io, async (store) => {
+      const list = await store.listPolicyVersions();
+      if (values.json) io.out(JSON.stringify(list.map(({ document: _d, ...v }) => v)));
+      else if (list.length === 0) io.out(`no policy versions recorded in ${store.location}`);
+      else for (const l of table(["version", "hash", "loaded", "by", "source"], list.map((v) => [v.version, v.hash.slice(0, 12), v.loadedAt.slice(0, 19), v.loadedBy, v.source]))) io.out(l);
+      return 0;
+    });
+  }
   if (sub === "test") {
     const file = a ?? (existsSync("skillbox.policy.yaml") ? "skillbox.policy.yaml" : undefined);
     if (!file) throw new UsageError("skillbox policy test: which policy file? (no skillbox.policy.yaml here)");
@@ -72,8 +111,7 @@ export async function cmdPolicy(args: string[], io: Out): Promise<number> {
   }
   if (sub === "diff") {
     if (!a || !b) throw new UsageError("skillbox policy diff A B: give two policy files or versions");
-    const pa = loadVersion(a, stateDir(values));
-    const pb = loadVersion(b, stateDir(values));
+    const [pa, pb] = (await versionsFor([a, b], values, io)) as [Policy, Policy];
     const lines = diffPolicies(pa, pb);
     if (values.json) io.out(JSON.stringify(lines));
     else {
@@ -82,17 +120,24 @@ export async function cmdPolicy(args: string[], io: Out): Promise<number> {
     }
     return 0;
   }
-  throw new UsageError(`skillbox policy: expected test or diff, got ${sub === undefined ? "nothing" : `"${sub}"`}`);
+  throw new UsageError(`skillbox policy: expected test, diff or versions, got ${sub === undefined ? "nothing" : `"${sub}"`}`);
 }
 
-/** A policy file, "built-in", or a version kept in <state>/policies (a prefix of its name is enough). */
-function loadVersion(ref: string, state: string): Policy {
-  if (ref === "built-in") return builtinPolicy();
-  if (existsSync(ref)) return loadPolicyFile(resolve(ref));
-  const dir = join(state, "policies");
-  const found = existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith(ref)) : [];
-  if (found.length === 1) return loadPolicyFile(join(dir, found[0]!));
-  throw new UsageError(found.length > 1 ? `"${ref}" matches several kept versions: ${found.join(", ")}` : `"${ref}" is neither a file nor a version kept in ${dir}`);
+/** Policy files, "built-in", or versions recorded in the state store (a prefix of the version or of its hash). */
+async function versionsFor(refs: string[], v: { state?: string | undefined; workspace?: string | undefined }, io: Out): Promise<Policy[]> {
+  const fromFile = (ref: string) => (ref === "built-in" ? builtinPolicy() : existsSync(ref) ? loadPolicyFile(resolve(ref)) : undefined);
+  if (refs.every((r) => fromFile(r) !== undefined)) return refs.map((r) => fromFile(r)!);
+  return withState(v, "policy diff", io, async (store) => {
+    const versions = await store.listPolicyVersions();
+    return refs.map((ref) => fromFile(ref) ?? parsePolicy(pickVersion(ref, versions, store.location).document, `${ref} (state store)`));
+  });
+}
+
+function pickVersion(ref: string, versions: PolicyVersion[], where: string): PolicyVersion {
+  const found = versions.filter((x) => x.version === ref || x.hash === ref);
+  const byPrefix = found.length > 0 ? found : versions.filter((x) => x.version.startsWith(ref) || x.hash.startsWith(ref));
+  if (byPrefix.length === 1) return byPrefix[0]!;
+  throw new UsageError(byPrefix.length > 1 ? `"${ref}" matches several recorded policy versions: ${byPrefix.map((x) => x.version).join(", ")}` : `"${ref}" is neither a file nor a policy version recorded in ${where} (skillbox policy versions lists them)`);
 }
 
 export function cmdSign(args: string[], io: Out): number {

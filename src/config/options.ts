@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import { systemResolver, type Resolver } from "../capabilities/net.js";
 import { InputInvalidError, type SkillError } from "../errors.js";
 import type { ApprovalCaps } from "../policy/engine/approvals.js";
-import { isPostgresUrl } from "../state/open.js";
+import { isPostgresUrl } from "../state/spec.js";
 import type { StateStore } from "../state/store.js";
 
 /** Environment variable holding the security log's HMAC chain key (host, `skillbox audit verify`). */

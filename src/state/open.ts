@@ -4,12 +4,11 @@ import { hostname, userInfo } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { MemoryStateStore } from "./memory.js";
 import { PgStateStore } from "./postgres.js";
+import { isPostgresUrl } from "./spec.js";
 import { SqliteStateStore } from "./sqlite.js";
 import type { Approval, StateStore, StoreOptions } from "./store.js";
 
-export function isPostgresUrl(spec: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(spec);
-}
+export { isPostgresUrl } from "./spec.js";
 
 export interface OpenStateOptions extends StoreOptions {
   /** relative folders are taken from here */
