@@ -1,40 +1,37 @@
 import { describe, expect, it } from "vitest";
 import { parseManifest, parsePolicy } from "../../dist/src/index.js";
-import { ApprovalStore } from "../../dist/src/policy/engine/approvals.js";
+import { inputDigest } from "../../dist/src/policy/engine/approvals.js";
 import { applyFilters, compileFilters } from "../../dist/src/policy/engine/filters.js";
-import { RateLimiter } from "../../dist/src/policy/engine/rate.js";
+import { bucketKey, ruleIds } from "../../dist/src/policy/engine/rate.js";
 import { windowAllows } from "../../dist/src/policy/engine/windows.js";
 import { matches } from "../../dist/src/policy/engine/match.js";
 import { diffPolicies } from "../../dist/src/policy/engine/diff.js";
 import { generateSigningKey, parseSigningKey, signSkill, verifySkillSignature } from "../../dist/src/manifest/signing.js";
-import { tempDir } from "../helpers.js";
 
 const T = (iso: string) => Date.parse(iso);
 
-describe("rate limits: token buckets, exact at the edges", () => {
-  it("60/min with burst 2: two at once, then one per second", () => {
-    const rl = new RateLimiter();
-    const rule = { per: "caller" as const, limit: "60/min", burst: 2 };
-    const t0 = T("2026-11-23T10:00:00Z");
-    expect(rl.take(0, rule, "a", t0).allowed).toBe(true);
-    expect(rl.take(0, rule, "a", t0).allowed).toBe(true);
-    expect(rl.take(0, rule, "a", t0)).toEqual({ allowed: false, retryAfterMs: 1000 });
-    expect(rl.take(0, rule, "a", t0 + 999)).toEqual({ allowed: false, retryAfterMs: 1 });
-    expect(rl.take(0, rule, "a", t0 + 1000).allowed).toBe(true);
-    expect(rl.take(0, rule, "a", t0 + 1000).allowed).toBe(false);
-    // Another key has its own bucket.
-    expect(rl.take(0, rule, "b", t0 + 1000).allowed).toBe(true);
+// Bucket and approval arithmetic: test/state/store.test.ts runs it against every store.
+describe("rate-limit buckets are named by their rule", () => {
+  it("an unchanged rule keeps its name across versions; a changed one gets a new bucket; twins stay apart", () => {
+    const a = { per: "caller" as const, limit: "5/min" };
+    const b = { per: "caller" as const, limit: "6/min" };
+    const [a1] = ruleIds([a]);
+    const [b2, a2, a3] = ruleIds([b, a, { ...a }]);
+    expect(a2).toBe(a1);
+    expect(b2).not.toBe(a1);
+    expect(a3).not.toBe(a2);
   });
+  it("a caller id cannot name another caller+skill pair's bucket", () => {
+    expect(bucketKey("caller+skill", "a+skill:b", "c")).not.toBe(bucketKey("caller+skill", "a", "b+skill:c"));
+  });
+});
 
-  it("burst defaults to N and the bucket never holds more", () => {
-    const rl = new RateLimiter();
-    const rule = { per: "skill" as const, limit: "3/hour" };
-    const t0 = 0;
-    for (let i = 0; i < 3; i++) expect(rl.take(1, rule, "s", t0).allowed).toBe(true);
-    expect(rl.take(1, rule, "s", t0 + 24 * 3_600_000 - 1).allowed).toBe(true); // refilled to 3, not 72
-    expect(rl.take(1, rule, "s", t0 + 24 * 3_600_000).allowed).toBe(true);
-    expect(rl.take(1, rule, "s", t0 + 24 * 3_600_000).allowed).toBe(true);
-    expect(rl.take(1, rule, "s", t0 + 24 * 3_600_000).allowed).toBe(false);
+describe("approval digests", () => {
+  it("ignore key order and refuse input deeper than 64 levels instead of recursing", () => {
+    expect(inputDigest({ a: 1, b: [1, { c: 2, d: 3 }] })).toBe(inputDigest({ b: [1, { d: 3, c: 2 }], a: 1 }));
+    let deep: unknown = 1;
+    for (let i = 0; i < 10_000; i++) deep = [deep];
+    expect(() => inputDigest(deep)).toThrow(/deeper than 64/);
   });
 });
 
@@ -86,46 +83,6 @@ describe("content filters never echo what they matched", () => {
     expect(applyFilters(filters, "request", "ssn 123-45-6789").value).toBe("ssn 123-45-6789");
     expect(applyFilters(filters, "output", ["about project falcon"])).toEqual({ value: ["about project falcon"], hits: [{ filter: "codenames", action: "log" }] });
     expect(applyFilters(filters, "output", { clean: "nothing here" }).hits).toEqual([]);
-  });
-});
-
-describe("approvals: pending → approved → used → expired; denied", () => {
-  it("goes through its whole life with an injected clock", () => {
-    let now = T("2026-11-23T10:00:00Z");
-    const store = new ApprovalStore(tempDir(), () => now);
-    const rule = { expiresIn: "24h", mode: "single-use" as const };
-    const first = store.check(rule, "r", "deploy", "alice", "d1");
-    expect(first).toMatchObject({ kind: "pending", created: true, approval: { status: "pending" } });
-    const id = first.approval.id;
-    expect(store.check(rule, "r", "deploy", "alice", "d1")).toMatchObject({ kind: "pending", created: false, approval: { id } });
-    // Another input or caller is another approval.
-    expect(store.check(rule, "r", "deploy", "bob", "d1").approval.id).not.toBe(id);
-    now += 60_000;
-    expect(store.decide(id, "approved", "ops", "looks fine")).toMatchObject({ status: "approved", reason: "looks fine", expiresAt: new Date(now + 86_400_000).toISOString() });
-    expect(() => store.decide(id, "denied", "ops")).toThrow(/is approved, not pending/);
-    expect(store.check(rule, "r", "deploy", "alice", "d1")).toMatchObject({ kind: "run" });
-    // Single use: the next call asks again.
-    expect(store.check(rule, "r", "deploy", "alice", "d1")).toMatchObject({ kind: "pending", created: true });
-    expect(store.list().find((a) => a.id === id)?.status).toBe("used");
-  });
-
-  it("a time-boxed approval holds until it expires; a pending request lapses; a denial refuses", () => {
-    let now = 0;
-    const store = new ApprovalStore(tempDir(), () => now);
-    const boxed = { expiresIn: "1h", mode: "time-boxed" as const };
-    const a = store.check(boxed, "r", "s", "c", "d").approval;
-    store.decide(a.id, "approved", "ops");
-    expect(store.check(boxed, "r", "s", "c", "d").kind).toBe("run");
-    now = 3_600_000 - 1;
-    expect(store.check(boxed, "r", "s", "c", "d").kind).toBe("run");
-    now = 3_600_000;
-    expect(store.check(boxed, "r", "s", "c", "d")).toMatchObject({ kind: "pending", created: true });
-    const lapsing = store.check(boxed, "r", "s", "c", "other").approval;
-    now += 3_600_000;
-    expect(() => store.decide(lapsing.id, "approved", "ops")).toThrow(/is expired/);
-    const d = store.check(boxed, "r", "s", "c", "x").approval;
-    store.decide(d.id, "denied", "ops", "no");
-    expect(store.check(boxed, "r", "s", "c", "x")).toMatchObject({ kind: "denied", approval: { reason: "no" } });
   });
 });
 
