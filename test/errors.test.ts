@@ -57,12 +57,8 @@ describe("one error hierarchy", () => {
     const host = await SkillHost.open({ workspace: ws, skillsDir: EXAMPLE_SKILLS, audit: `${ws}/a.jsonl`, workers: 1, warm: false, onWarning: () => undefined });
     try {
       expect(() => host.authorize("no-such-skill", "untrusted")).toThrow(SkillNotFoundError);
-      let caught: unknown;
-      try {
-        host.decideApproval("no-such-approval", "approve");
-      } catch (err) {
-        caught = err;
-      }
+      // Approvals live in the shared state store: deciding one is asynchronous.
+      const caught: unknown = await host.decideApproval("no-such-approval", "approve").catch((err: unknown) => err);
       expect(caught).toBeInstanceOf(InputInvalidError);
       expect((caught as SkillError).message).toMatch(/no-such-approval/);
     } finally {
