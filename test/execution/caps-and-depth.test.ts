@@ -103,7 +103,7 @@ describe("size caps, fallback depth and approvals decided through the API", () =
 
     it("approve: the same call then runs once, and the decision is logged with who and why", async () => {
       const id = await pending("old logs");
-      const a = host.decideApproval(id, "approve", { by: "ops-bob", reason: "scheduled" });
+      const a = await host.decideApproval(id, "approve", { by: "ops-bob", reason: "scheduled" });
       expect(a).toMatchObject({ id, status: "approved", decidedBy: "ops-bob" });
       const run = await host.call("cleanup", { what: "old logs" }, caller);
       expect(run.ok && run.output).toEqual({ done: "old logs" });
@@ -115,25 +115,20 @@ describe("size caps, fallback depth and approvals decided through the API", () =
 
     it("deny: the call is refused as E_PERMISSION_DENIED naming the approval; the default decider is 'api'", async () => {
       const id = await pending("everything");
-      expect(host.decideApproval(id, "deny", { reason: "no" })).toMatchObject({ status: "denied", decidedBy: "api" });
+      expect(await host.decideApproval(id, "deny", { reason: "no" })).toMatchObject({ status: "denied", decidedBy: "api" });
       const r = await host.call("cleanup", { what: "everything" }, caller);
       expect(!r.ok && r.error).toMatchObject({ code: "E_PERMISSION_DENIED", details: { approvalId: id } });
       expect(r.attempts).toBe(0);
     });
 
     it("an unknown or already decided id is E_INPUT_INVALID, and changes nothing", async () => {
-      const wrong = (() => {
-        try {
-          host.decideApproval("apr_nope", "approve");
-        } catch (err) {
-          return err;
-        }
-      })();
+      // Approvals live in the shared state store: deciding one is asynchronous.
+      const wrong: unknown = await host.decideApproval("apr_nope", "approve").catch((err: unknown) => err);
       expect(wrong).toBeInstanceOf(SkillError);
       expect(wrong).toMatchObject({ code: "E_INPUT_INVALID" });
       const id = await pending("twice");
-      host.decideApproval(id, "deny");
-      expect(() => host.decideApproval(id, "approve")).toThrow(/not pending/);
+      await host.decideApproval(id, "deny");
+      await expect(host.decideApproval(id, "approve")).rejects.toThrow(/not pending/);
       const r = await host.call("cleanup", { what: "twice" }, caller);
       expect(!r.ok && r.error.code).toBe("E_PERMISSION_DENIED");
     });
