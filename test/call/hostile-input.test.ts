@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { SkillHost } from "../../dist/src/index.js";
+import { MemoryStateStore } from "../../dist/src/state/memory.js";
 import { fixture, type Fixture, writeSkill } from "../helpers.js";
 
 // One hostile caller or skill per case: each must end as a CallResult with its call.end, and the
@@ -123,20 +124,33 @@ describe("faults inside the host end as CallResults", () => {
     expect(ends.map((e) => e["code"] ?? null)).toEqual(["E_SKILL_ERROR", null]);
   });
 
-  it("a corrupt approvals store: the call ends with a CallResult and call.end, not a rejection", async () => {
+  it("a state store that fails mid-call: the call ends with a CallResult (refused, fail closed) and call.end, not a rejection", async () => {
     const fx = fixture();
     writeSkill(fx.skills, "cleanup", 'permissions: { files: [{ path: "${workspace}/**", access: [delete] }] }\n', ECHO);
     writeSkill(fx.skills, "echo", "", ECHO);
     const policy = join(fx.root, "policy.yaml");
     writeFileSync(policy, "version: 1\napprovals:\n  - { name: deletes, match: { access: delete }, expiresIn: 24h, mode: single-use }\n");
-    const state = join(fx.root, "state");
-    mkdirSync(state, { recursive: true });
-    writeFileSync(join(state, "approvals.json"), "{ not json");
-    host = await fx.open({ policy, stateDir: state });
+    const store = new MemoryStateStore();
+    store.checkApproval = async () => {
+      throw new Error("disk I/O error");
+    };
+    host = await fx.open({ policy, state: store });
     const r = await host.call("cleanup", { text: "x" }, { caller: { id: "alice", trust: "trusted" } });
-    expect(!r.ok && r.error).toMatchObject({ code: "E_SKILL_ERROR", retryable: false, message: expect.stringMatching(/inside skillbox.*approvals/) });
+    expect(!r.ok && r.error).toMatchObject({ code: "E_RATE_LIMITED", retryable: false, details: { reason: "state-unavailable", rule: "deletes" }, message: expect.stringMatching(/could not be reached.*disk I\/O error/) });
     await nextCallServed(host, "echo", { text: "hi" }, {});
     const ends = (await fx.events()).filter((e) => e["event"] === "call.end");
     expect(ends).toHaveLength(2);
+  });
+
+  it("a corrupt approvals.json left by an older version does not stop the host: it is reported and left in place", async () => {
+    const fx = fixture();
+    writeSkill(fx.skills, "echo", "", ECHO);
+    const state = join(fx.root, "state");
+    mkdirSync(state, { recursive: true });
+    writeFileSync(join(state, "approvals.json"), "{ not json");
+    const warnings: string[] = [];
+    host = await fx.open({ stateDir: state, onWarning: (m) => warnings.push(m) });
+    expect(warnings.join("\n")).toMatch(/could not import .*approvals\.json/);
+    await nextCallServed(host, "echo", { text: "hi" }, {});
   });
 });
