@@ -3,7 +3,6 @@ import { existsSync, readdirSync, readFileSync, renameSync, statSync } from "nod
 import { hostname, userInfo } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { MemoryStateStore } from "./memory.js";
-import { PgStateStore } from "./postgres.js";
 import { isPostgresUrl } from "./spec.js";
 import { SqliteStateStore } from "./sqlite.js";
 import type { Approval, StateStore, StoreOptions } from "./store.js";
@@ -25,6 +24,8 @@ export async function openStateStore(spec: string, options: OpenStateOptions): P
   const { workspace, ...rest } = options;
   if (spec === "memory") return new MemoryStateStore(rest);
   if (isPostgresUrl(spec)) {
+    // pg loads only for hosts that use PostgreSQL: every other process start would pay for it.
+    const { PgStateStore } = await import("./postgres.js");
     const store = new PgStateStore(spec, rest);
     try {
       await store.open();
