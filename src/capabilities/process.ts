@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
 import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { checkFileAccess } from "../policy/check.js";
@@ -139,15 +141,17 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   scope.record("exec", target, decision);
 
   const started = performance.now();
+  const marker = sandbox.kind === "bwrap" ? undefined : randomUUID();
   const child = spawn(file, argv, {
     cwd,
     shell: false,
     detached: true, // its own process group, so the whole group can be killed
     stdio: ["pipe", "pipe", "pipe"],
     // Scrubbed: nothing of the host's environment (no NODE_OPTIONS, LD_PRELOAD, secrets) reaches the child.
-    env: { PATH: scope.grant.binPath.join(":"), LANG: "C.UTF-8", LC_ALL: "C.UTF-8", HOME: scope.tmpDir, TMPDIR: scope.tmpDir },
+    env: { PATH: scope.grant.binPath.join(":"), LANG: "C.UTF-8", LC_ALL: "C.UTF-8", HOME: scope.tmpDir, TMPDIR: scope.tmpDir, ...(marker ? { [MARKER_VAR]: marker } : {}) },
   });
   scope.children.add(child);
+  if (marker) markers.set(child, marker);
   let truncated = false;
   let timedOut = false;
   const collect = (stream: NodeJS.ReadableStream) => {
@@ -195,12 +199,45 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   clearTimeout(timer);
   if (drain) clearTimeout(drain);
   killGroup(child); // anything the child left running in its group
+  if (marker) await reapMarked(marker); // and anything that left the group
   scope.children.delete(child);
   scope.logExec({ command, resolved: executable, args, cwd, decision: "allow", rule: decision.rule, sandbox: sandboxName, network: sandboxName === "bwrap" ? decision.network : true, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, truncated, timedOut });
   return result;
 }
 
 export function killAll(children: Set<ChildProcess>): void {
-  for (const c of children) killGroup(c);
+  for (const c of children) {
+    killGroup(c);
+    const marker = markers.get(c);
+    if (marker) void reapMarked(marker);
+  }
   children.clear();
+}
+
+/** Unconfined children carry a marker in their environment, inherited by every descendant. */
+const markers = new WeakMap<ChildProcess, string>();
+const MARKER_VAR = "SKILLBOX_EXEC";
+
+/**
+ * Kills every process still carrying this marker: what an unconfined child left behind outside its
+ * process group (a `setsid` grandchild). Best effort: a descendant that clears its environment
+ * escapes it; the bwrap confinement has no such gap (its PID namespace ends with the child).
+ */
+async function reapMarked(marker: string): Promise<void> {
+  const needle = Buffer.from(`${MARKER_VAR}=${marker}\0`);
+  let pids: string[];
+  try {
+    pids = await readdir("/proc");
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const environ = await readFile(`/proc/${pid}/environ`);
+      if (environ.includes(needle)) process.kill(Number(pid), "SIGKILL");
+    } catch {
+      /* gone, or not ours */
+    }
+  }
 }

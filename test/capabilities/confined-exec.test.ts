@@ -244,12 +244,14 @@ describe("where bwrap is missing", () => {
     }
   });
 
-  it("unconfined, a setsid grandchild holding stdout does not keep ctx.exec waiting", async () => {
+  it("unconfined, a setsid grandchild holding stdout does not keep ctx.exec waiting and is killed", async () => {
     const host = await open("off", []);
     try {
       const r = await host.call("runner", { command: "bash", args: ["-c", "setsid sleep 27.1828 & echo started"] }, { caller: { id: "t", trust: "trusted" } });
       expect(r.ok && r.output).toMatchObject({ exitCode: 0, stdout: "started\n" });
       expect((r.ok && (r.output as { ms: number }).ms) || 0).toBeLessThan(15_000);
+      // and it is found by the marker it inherited and killed, although it left the process group
+      expect(await until(() => processesWithArgs(["sleep", "27.1828"]).length === 0, 10_000)).toBe(true);
     } finally {
       await host.close();
       for (const pid of processesWithArgs(["sleep", "27.1828"])) process.kill(pid, "SIGKILL");

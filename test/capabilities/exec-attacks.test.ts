@@ -102,7 +102,9 @@ describe("ctx.exec holds against shell, argument, PATH and environment attacks",
     const out = (r.output as { stdout: string }).stdout;
     expect(out).not.toMatch(/hunter2|NODE_OPTIONS|LD_PRELOAD|SKILLBOX_TEST_SECRET/);
     expect(out).toMatch(/^HOME=\/tmp\/skillbox-/m);
-    expect(out.trim().split("\n").map((l) => l.split("=")[0]).sort()).toEqual(["HOME", "LANG", "LC_ALL", "PATH", "TMPDIR"]);
+    // unconfined, a random marker lets skillbox find descendants that left the process group
+    expect(out).toMatch(/^SKILLBOX_EXEC=[0-9a-f-]{36}$/m);
+    expect(out.trim().split("\n").map((l) => l.split("=")[0]).sort()).toEqual(["HOME", "LANG", "LC_ALL", "PATH", "SKILLBOX_EXEC", "TMPDIR"]);
   });
 
   it("kills a child that runs past its timeout, with its whole process group", async () => {
