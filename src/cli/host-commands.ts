@@ -176,7 +176,13 @@ export function describeProgress(name: string, p: Progress): string {
  * else the policy section to widen. Empty for other failures.
  */
 export function grantHint(host: SkillHost, name: string, trust: TrustLevel, result: CallResult): string {
-  if (result.ok || result.error.code !== "E_PERMISSION_DENIED") return "";
+  if (result.ok) return "";
+  if (result.error.code === "E_APPROVAL_REQUIRED") {
+    const id = (result.error.details as { approvalId?: string } | undefined)?.approvalId ?? "<id>";
+    const state = host.stateDir === join(host.workspace, ".skillbox") ? "" : ` --state ${JSON.stringify(host.stateDir)}`;
+    return `hint: approve it with \`skillbox approvals approve ${id} --workspace ${JSON.stringify(host.workspace)}${state}\`, then run the same command again`;
+  }
+  if (result.error.code !== "E_PERMISSION_DENIED") return "";
   const details = result.error.details as { needs?: { kind: string; target: string }[] } | undefined;
   if (!details?.needs?.length) return "";
   let lowest: TrustLevel | undefined;
