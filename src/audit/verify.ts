@@ -120,7 +120,7 @@ export function verifyAuditText(text: string, keyOrOptions?: string | VerifyOpti
       if (i === lines.length - 1 && !endsClean) return fail(i, "torn", `line ${i + 1} is cut off (the writer stopped mid-line); the ${i} lines before it verify`, { truncated: true });
       // A line torn by a crash or a full disk, after which the writer chained on from it.
       const next = lines[i + 1];
-      if (next !== undefined && next.includes(`"prev":"${lineHash(line, key)}"`) && /^\{"seq":\d/.test(line)) {
+      if (next?.includes(`"prev":"${lineHash(line, key)}"`) && /^\{"seq":\d/.test(line)) {
         torn.push(i + 1);
         prevHash = lineHash(line, key);
         prevSeq = Number(/"seq":(\d+)/.exec(line)?.[1] ?? prevSeq);
