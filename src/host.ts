@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { AuditLog } from "./audit/log.js";
+import { AuditLog, auditFromPolicy } from "./audit/log.js";
 import { BWRAP_INSTALL_HINT, detectBwrap } from "./capabilities/confine.js";
 import { HostControlPlane, type ControlPlaneSources } from "./capabilities/control-plane.js";
 import { Metrics, type MetricsSnapshot } from "./audit/metrics.js";
@@ -66,7 +66,7 @@ export class SkillHost {
     this.skillsDir = options.skillsDir;
     this.home = safeRealpath(homedir());
     this.live = this.makeLive(policy);
-    this.audit = new AuditLog({ ...options.audit, redact: policy.audit.redact, onError: options.onWarning, failMode: () => (this.live ?? { policy }).policy.audit.failMode });
+    this.audit = new AuditLog({ ...auditFromPolicy(policy.audit), ...options.audit, redact: policy.audit.redact, onError: options.onWarning, failMode: () => (this.live ?? { policy }).policy.audit.failMode });
     this.supervisor = new Supervisor({ workers: options.workers, pool: options.pool });
     this.counters = new Metrics(
       () => this.audit.failures,
@@ -164,7 +164,7 @@ export class SkillHost {
   /** The paths skills may never change (policy, skills, keys) or see (state folder, security log). */
   private controlPlaneSources(): ControlPlaneSources {
     const skillDirs = [this.skillsDir, ...(this.registry?.all() ?? []).filter((s) => !s.dir.startsWith("/registered/")).map((s) => s.dir)];
-    return { workspace: this.workspace, policyFile: this.options.policyFile, skillDirs, stateDir: this.stateDir, auditFiles: [this.options.audit.file] };
+    return { workspace: this.workspace, policyFile: this.options.policyFile, skillDirs, stateDir: this.stateDir, auditFiles: this.audit.controlFiles };
   }
 
   /** One warning at start when skills may start processes that cannot be confined here. */

@@ -1,5 +1,8 @@
+import { readFileSync } from "node:fs";
 import pino, { type Logger } from "pino";
+import { SkillError } from "../errors.js";
 import { PgSink, type LineSink } from "./pg-sink.js";
+import { OUTAGE_CONSEQUENCE } from "./file-writer.js";
 import { ChainSink } from "./sink.js";
 
 export interface AuditOptions {
@@ -17,6 +20,33 @@ export interface AuditOptions {
   onError?: (message: string) => void;
   /** the policy's audit.failMode, read when a failure is reported (it may change on reload); @default "open" */
   failMode?: () => "open" | "closed";
+  /** also record the chain's head here, outside the log (a file on another volume or host); @default none */
+  anchor?: string;
+  /** Ed25519 private key (PEM, as `skillbox keygen` writes it) that signs checkpoints and the anchor; @default the HMAC key, if any */
+  signingKeyPem?: string;
+  /** the same, read from this file */
+  signingKeyFile?: string;
+  /** a signed log.checkpoint line after this many lines (and at close); @default 1000 */
+  checkpointEveryLines?: number;
+  /** and at least this often while events are written; @default 10000 */
+  checkpointEveryMs?: number;
+}
+
+function readKeyFile(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new SkillError("E_POLICY_INVALID", `audit signing key ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
+/** The policy's audit section as log options (the API's options override them). */
+export function auditFromPolicy(a: { anchor?: string; signingKey?: string; checkpointEvery?: number }): Pick<AuditOptions, "anchor" | "signingKeyFile" | "checkpointEveryLines"> {
+  return {
+    ...(a.anchor !== undefined ? { anchor: a.anchor } : {}),
+    ...(a.signingKey !== undefined ? { signingKeyFile: a.signingKey } : {}),
+    ...(a.checkpointEvery !== undefined ? { checkpointEveryLines: a.checkpointEvery } : {}),
+  };
 }
 
 /** Keys the log itself writes on every line. */
@@ -55,13 +85,28 @@ export class AuditLog {
   private failedEarly = 0;
   private readonly secrets: RegExp | undefined;
 
+  private readonly extraControlFiles: string[];
+
   constructor(options: AuditOptions) {
     this.file = options.file;
+    this.extraControlFiles = [options.anchor, options.anchor && `${options.anchor}.${process.pid}.tmp`, options.signingKeyFile].filter((f): f is string => typeof f === "string" && f !== "");
     const key = options.key ?? process.env["SKILLBOX_AUDIT_KEY"] ?? undefined;
     this.onError = options.onError ?? ((m) => process.stderr.write(m + "\n"));
     this.failMode = options.failMode ?? (() => "open");
     this.secrets = secretValues(process.env);
-    this.sinks = [new ChainSink(this.file, key, (err) => this.fail(err))];
+    const pem = options.signingKeyPem ?? (options.signingKeyFile !== undefined ? readKeyFile(options.signingKeyFile) : undefined);
+    const signer = pem !== undefined ? ({ alg: "ed25519", pem } as const) : key ? ({ alg: "hmac-sha256", key } as const) : undefined;
+    let file: ChainSink;
+    try {
+      file = new ChainSink(
+        this.file,
+        { file: this.file, key, signer, anchor: options.anchor, checkpointEveryLines: options.checkpointEveryLines, checkpointEveryMs: options.checkpointEveryMs },
+        (m) => this.onError(this.withConsequence(m)),
+      );
+    } catch (err) {
+      throw new SkillError("E_POLICY_INVALID", (err as Error).message);
+    }
+    this.sinks = [file];
     if (options.postgres) this.sinks.push(new PgSink(options.postgres, options.table ?? "skillbox_audit", key, (err) => this.fail(err, "PostgreSQL")));
     const sink = {
       write: (line: string) => {
@@ -82,17 +127,33 @@ export class AuditLog {
     );
   }
 
+  /**
+   * Every file of this log a skill must never read or change: the log, its lock, the PostgreSQL
+   * queue file, the anchor, the checkpoint signing key.
+   */
+  get controlFiles(): string[] {
+    return [this.file, `${this.file}.lck`, `${this.file}.lck.break`, `${this.file}.pg-queue.jsonl`, ...this.extraControlFiles];
+  }
+
   /** log lines that could not be written */
   get failures(): number {
     return this.sinks.reduce((n, s) => n + s.failed, this.failedEarly);
   }
 
-  /** false while a sink cannot be written (its last write failed or it could not be opened) */
+  /**
+   * false while the log file cannot be written (its last write failed or it could not be opened).
+   * The file is the record (PostgreSQL holds a copy, re-sent after an outage), so it alone decides.
+   */
   get healthy(): boolean {
-    return this.sinks.every((s) => s.healthy);
+    return this.sinks[0]!.healthy;
   }
 
   private readonly reportedSinks = new Set<string>();
+  /** A file outage's warning says what happens to calls under the policy in force: failMode closed refuses them. */
+  private withConsequence(message: string): string {
+    return this.failMode() === "closed" ? message.replace(OUTAGE_CONSEQUENCE, "calls are refused (audit.failMode: closed) until it can be written again; lost events are recorded as a log.gap event then") : message;
+  }
+
   private fail(err: Error, where = this.file): void {
     if (!this.reportedSinks.has(where)) {
       this.reportedSinks.add(where);

@@ -1,198 +1,219 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from "node:fs";
-import { tryLock, unlock } from "../util/lock.js";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
-import { GENESIS, lineHash } from "./chain.js";
+import { Worker } from "node:worker_threads";
+import { FileWriter, outageMessage } from "./file-writer.js";
 import type { LineSink } from "./pg-sink.js";
+import { SLOT, SLOTS, signerOf, type FromWriter, type ToWriter, type WriterConfig } from "./writer-protocol.js";
 
-/** How much of the file's end is read first to find its last line; doubled until a line is found. */
-const TAIL_BYTES = 16 * 1024;
+
+/** Lines handed to the writer thread and not yet written, beyond which new ones are counted as lost. */
+const MAX_IN_FLIGHT = 100_000;
+/** How long process exit (and close) wait for the writer thread. */
+const EXIT_WAIT_MS = 5000;
+const CLOSE_WAIT_MS = 10_000;
 
 /**
- * Append-only file sink for the security log that keeps one hash chain even when several
- * processes write the same file. Lines are queued (a call never waits for the disk) and written
- * once per event-loop turn as one batch: the sink takes a cross-process lock (an atomic mkdir),
- * reads the file's real last line, stamps each line with the next `seq` and the hash of the line
- * before it as `prev`, appends the batch with one O_APPEND write, and lets go. A lock held by
- * another process is waited for without blocking. At process exit the queue is written
- * synchronously. Failures are counted, never thrown.
+ * The file sink of the security log. The host's main thread only queues lines and hands them,
+ * once per turn, to a writer thread that owns the file (see FileWriter: lock, chain, checked
+ * writes, gaps, checkpoints, anchor), so a sandbox reply never waits behind the disk. Health and
+ * counts come back through shared memory, readable synchronously (audit.failMode: closed needs
+ * that). At process exit the main thread waits, bounded, for the thread to write what is queued.
+ * Should the thread die, the main thread writes on itself.
  */
 export class ChainSink implements LineSink {
-  private fd: number | undefined;
-  private queue: string[] = [];
-  private scheduled = false;
-  private lockTries = 0;
-  private waiters: (() => void)[] = [];
-  private readonly lockDir: string;
-  /** where our last write left the file: when nobody else wrote since, the tail need not be read */
-  private last: { size: number; seq: number; prev: string } | undefined;
-  /** lines that could not be written */
-  failed = 0;
-  /** false after a write failed, until a later write succeeds */
-  healthy = true;
+  private worker: Worker | undefined;
+  private readonly ctrl = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
+  private pending: string[] = [];
+  private posting = false;
+  private posted = 0;
+  private dropped = { count: 0, from: "", to: "" };
+  private droppedTotal = 0;
+  private nextId = 0;
+  private readonly waiters = new Map<number, () => void>();
+  private inline: FileWriter | undefined;
+  private inlineScheduled = false;
+  private preflightOk = true;
+  private closed = false;
+  private lastStatus = "";
+  private readonly signer: ReturnType<typeof signerOf>;
 
   constructor(
     readonly file: string,
-    private readonly key: string | undefined,
-    private readonly onError: (err: NodeJS.ErrnoException) => void,
+    private readonly config: WriterConfig,
+    private readonly onStatus: (message: string) => void,
   ) {
-    this.lockDir = `${file}.lock`;
-    this.open();
+    this.signer = signerOf(config); // a bad key is refused here, at open
+    Atomics.store(this.ctrl, SLOT.healthy, 1);
+    this.preflight();
+    try {
+      this.worker = new Worker(new URL("./writer-thread.js", import.meta.url), { workerData: { config, shared: this.ctrl.buffer } });
+      this.worker.unref();
+      this.worker.on("message", (m: FromWriter) => this.onMessage(m));
+      this.worker.on("error", (err) => this.threadLost(err));
+      this.worker.on("exit", () => this.threadLost());
+    } catch (err) {
+      this.threadLost(err as Error);
+    }
     process.on("exit", this.onExit);
+  }
+
+  /** Opens the file once here, so a log that cannot be written is known before the first call. */
+  private preflight(): void {
+    try {
+      mkdirSync(dirname(this.file), { recursive: true });
+      closeSync(openSync(this.file, "a", 0o600));
+    } catch (err) {
+      this.preflightOk = false;
+      Atomics.store(this.ctrl, SLOT.healthy, 0);
+      this.lastStatus = outageMessage(this.file, err as NodeJS.ErrnoException);
+      this.onStatus(this.lastStatus);
+    }
   }
 
   private readonly onExit = () => this.flushSync();
 
-  private open(): boolean {
-    if (this.fd !== undefined) return true;
-    try {
-      mkdirSync(dirname(this.file), { recursive: true });
-      this.fd = openSync(this.file, "a+", 0o600);
-      return true;
-    } catch (err) {
-      this.healthy = false;
-      this.onError(err as NodeJS.ErrnoException);
-      return false;
-    }
+  get failed(): number {
+    return Atomics.load(this.ctrl, SLOT.lost) + (this.inline?.lostTotal ?? 0) + this.droppedTotal;
   }
 
-  /** Queues one JSON line (without seq/prev, without newline). */
+  get healthy(): boolean {
+    if (this.inline) return this.inline.healthy;
+    const h = Atomics.load(this.ctrl, SLOT.healthy) === 1;
+    // Recovered from a failed preflight once the writer has written.
+    if (!this.preflightOk && h && Atomics.load(this.ctrl, SLOT.processed) > 0) this.preflightOk = true;
+    return h && this.preflightOk;
+  }
+
   write(json: string): void {
-    this.queue.push(json);
-    this.schedule(0);
+    if (this.closed) return;
+    if (this.posted - Atomics.load(this.ctrl, SLOT.processed) + this.pending.length >= MAX_IN_FLIGHT && !this.inline) {
+      const t = new Date().toISOString();
+      if (this.dropped.count === 0) this.dropped.from = t;
+      this.dropped.count++;
+      this.dropped.to = t;
+      this.droppedTotal++;
+      return;
+    }
+    this.pending.push(json);
+    if (!this.posting) {
+      this.posting = true;
+      queueMicrotask(() => this.post());
+    }
   }
 
-  private schedule(delayMs: number): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    if (delayMs === 0) setImmediate(() => this.drain());
-    else setTimeout(() => this.drain(), delayMs);
+  /** Hands the queued lines over: one message per turn, whatever the number of events. */
+  private post(): void {
+    this.posting = false;
+    if (this.pending.length === 0 && this.dropped.count === 0) return;
+    const lines = this.pending;
+    this.pending = [];
+    if (this.inline) {
+      this.inlineQueue.push(...lines);
+      this.scheduleInline();
+      return;
+    }
+    const msg: ToWriter = { t: "lines", lines };
+    if (this.dropped.count > 0) {
+      msg.dropped = this.dropped;
+      this.droppedTotal -= this.dropped.count; // the writer counts them from now on
+      this.dropped = { count: 0, from: "", to: "" };
+    }
+    this.posted += lines.length;
+    this.worker!.postMessage(msg);
   }
 
-  private drain(): void {
-    this.scheduled = false;
-    if (this.queue.length > 0) {
-      if (!this.open()) {
-        this.failed += this.queue.length;
-        this.queue = [];
-      } else {
-        let locked = false;
-        try {
-          locked = this.tryLock();
-        } catch (err) {
-          this.fail(this.queue.splice(0).length, err as NodeJS.ErrnoException);
+  private onMessage(m: FromWriter): void {
+    if (m.t === "status") {
+      // The open that failed here at start fails there too: say it once.
+      if (m.message !== this.lastStatus) this.onStatus(m.message);
+      this.lastStatus = m.message;
+    }
+    else
+      for (const [id, resolve] of this.waiters)
+        if (id <= m.id) {
+          this.waiters.delete(id);
+          resolve();
         }
-        if (!locked && this.queue.length > 0) {
-          // Another writer holds the lock: try again shortly, without blocking this process.
-          if (++this.lockTries < 10_000) return this.schedule(this.lockTries < 20 ? 0 : 1);
-          this.fail(this.queue.splice(0).length, Object.assign(new Error(`could not lock ${this.lockDir}`), { code: "ELOCKED" }));
-        }
-        if (locked) {
-          this.lockTries = 0;
-          this.writeLocked();
-        }
-      }
-    }
-    for (const w of this.waiters.splice(0)) w();
   }
 
-  /** Stamps and appends the queue; the caller holds the lock, which this releases. */
-  private writeLocked(): void {
-    const lines = this.queue;
-    this.queue = [];
-    try {
-      const text = this.stamp(lines);
-      writeSync(this.fd!, text);
-      this.healthy = true;
-      this.last = { size: fstatSync(this.fd!).size, seq: this.stampedSeq, prev: this.stampedPrev };
-    } catch (err) {
-      this.last = undefined;
-      this.fail(lines.length, err as NodeJS.ErrnoException);
-    } finally {
-      this.unlock();
-    }
-  }
-
-  private fail(count: number, err: NodeJS.ErrnoException): void {
-    this.failed += count;
-    this.healthy = false;
-    this.onError(err);
-  }
-
-  private stampedSeq = 0;
-  private stampedPrev = GENESIS;
-
-  /** Under the lock: continue the chain from the file's last line. */
-  private stamp(lines: string[]): string {
-    const { seq, prev, complete } = this.tail();
-    let s = seq;
-    let p = prev;
-    let out = complete ? "" : "\n"; // a line torn by a crash is closed, and chained from as it is
-    for (const json of lines) {
-      const line = `{"seq":${++s},"prev":"${p}",${json.slice(1)}`;
-      p = lineHash(line, this.key);
-      out += line + "\n";
-    }
-    this.stampedSeq = s;
-    this.stampedPrev = p;
-    return out;
-  }
-
-  private tail(): { seq: number; prev: string; complete: boolean } {
-    const fd = this.fd!;
-    const size = fstatSync(fd).size;
-    if (size === 0) return { seq: 0, prev: GENESIS, complete: true };
-    // Nobody wrote since our last batch: the chain goes on from what we wrote.
-    if (this.last && this.last.size === size) return { seq: this.last.seq, prev: this.last.prev, complete: true };
-    for (let len = Math.min(size, TAIL_BYTES); ; len = Math.min(size, len * 2)) {
-      const buf = Buffer.alloc(len);
-      readSync(fd, buf, 0, len, size - len);
-      const text = buf.toString("utf8");
-      const complete = text.endsWith("\n");
-      const body = complete ? text.slice(0, -1) : text;
-      const nl = body.lastIndexOf("\n");
-      if (nl < 0 && len < size) continue; // the last line is longer than what was read
-      const last = body.slice(nl + 1);
-      const seq = Number(/^\{"seq":(\d+)/.exec(last)?.[1] ?? /"seq":(\d+)/.exec(last)?.[1] ?? 0);
-      return { seq, prev: lineHash(last, this.key), complete };
-    }
-  }
-
-  private tryLock(): boolean {
-    return tryLock(this.lockDir);
-  }
-
-  private unlock(): void {
-    unlock(this.lockDir);
-  }
-
-  /** Resolves when every line queued so far has been written (or has failed). */
+  /** Resolves when every line queued so far is written (or counted as lost). */
   flush(): Promise<void> {
-    if (!this.scheduled && this.queue.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return this.request("flush");
   }
 
-  /** Writes what is queued now, synchronously (at process exit), waiting up to 2 s for the lock. */
-  flushSync(): void {
-    if (this.queue.length === 0 || !this.open()) return;
-    const until = Date.now() + 2000;
-    let locked = false;
-    while (!locked && Date.now() < until) {
-      try {
-        locked = this.tryLock();
-      } catch {
-        break;
-      }
+  private request(t: "flush" | "close"): Promise<void> {
+    this.post();
+    if (this.inline) {
+      this.drainInline(t === "close" ? "close" : undefined);
+      return Promise.resolve();
     }
-    if (locked) this.writeLocked();
-    else this.failed += this.queue.splice(0).length;
+    const id = ++this.nextId;
+    return new Promise((resolve) => {
+      this.waiters.set(id, resolve);
+      this.worker!.postMessage({ t, id } satisfies ToWriter);
+    });
+  }
+
+  /** Writes what is queued now, synchronously (process exit): waits for the writer thread, bounded. */
+  flushSync(): void {
+    this.post();
+    if (this.inline) return this.drainInline();
+    const id = ++this.nextId;
+    this.worker!.postMessage({ t: "flush", id } satisfies ToWriter);
+    const until = Date.now() + EXIT_WAIT_MS;
+    for (let seen = Atomics.load(this.ctrl, SLOT.flushed); seen < id && Date.now() < until; seen = Atomics.load(this.ctrl, SLOT.flushed)) {
+      Atomics.wait(this.ctrl, SLOT.flushed, seen, until - Date.now());
+    }
   }
 
   async close(): Promise<void> {
-    await this.flush();
-    this.flushSync();
+    if (this.closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.request("close"), new Promise<void>((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    this.closed = true;
     process.off("exit", this.onExit);
-    const fd = this.fd;
-    this.fd = undefined;
-    if (fd !== undefined) closeSync(fd);
+    const w = this.worker;
+    this.worker = undefined;
+    if (w) {
+      w.removeAllListeners("exit");
+      await w.terminate();
+    }
+    this.inline?.close();
+  }
+
+  // --- the main thread writing on itself, once the writer thread is gone -----------------------
+
+  private inlineQueue: string[] = [];
+
+  private threadLost(err?: Error): void {
+    if (this.inline || this.closed) return;
+    this.worker = undefined;
+    const unwritten = this.posted - Atomics.load(this.ctrl, SLOT.processed);
+    this.inline = new FileWriter({ ...this.config, signer: this.signer, onStatus: this.onStatus });
+    if (unwritten > 0) this.inline.dropped(unwritten, new Date().toISOString(), new Date().toISOString());
+    this.onStatus(`skillbox: the security log writer thread stopped${err ? ` (${err.message})` : ""}; the host writes the log itself from now on${unwritten > 0 ? `, ${unwritten} event(s) it held are recorded as lost` : ""}`);
+    this.scheduleInline();
+  }
+
+  private scheduleInline(): void {
+    if (this.inlineScheduled) return;
+    this.inlineScheduled = true;
+    setImmediate(() => {
+      this.inlineScheduled = false;
+      this.drainInline();
+    });
+  }
+
+  private drainInline(checkpoint?: "close"): void {
+    const lines = this.inlineQueue;
+    this.inlineQueue = [];
+    const until = Date.now() + 2000;
+    while (!this.inline!.write(lines, checkpoint ? { checkpoint } : {})) {
+      if (Date.now() > until) {
+        this.inline!.dropped(lines.length, new Date().toISOString(), new Date().toISOString());
+        break;
+      }
+    }
   }
 }

@@ -37,6 +37,12 @@ export interface AuditOptions {
   postgres?: string;
   /** PostgreSQL table name */
   table?: string;
+  /** also record the chain's head in this file, outside the log; @default the policy's audit.anchor, else none */
+  anchor?: string;
+  /** Ed25519 private key file signing checkpoints and the anchor; @default the policy's audit.signingKey, else the HMAC key */
+  signingKeyFile?: string;
+  /** a signed checkpoint line after this many lines and at close; @default the policy's audit.checkpointEvery, else 1000 */
+  checkpointEveryLines?: number;
 }
 
 export interface SkillHostOptions {
@@ -104,7 +110,7 @@ export interface ResolvedHostOptions {
   leaseTtlMs: number | undefined;
   approvalCaps: ApprovalCaps;
   loadedBy: string | undefined;
-  audit: { file: string; key?: string; postgres?: string; table?: string };
+  audit: { file: string; key?: string; postgres?: string; table?: string; anchor?: string; signingKeyFile?: string; checkpointEveryLines?: number };
   workers: number;
   pool: { perSkill: number; max: number };
   maxConcurrent: number;
@@ -145,6 +151,9 @@ export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path
   const key = optionalString("audit.key", audit?.key) ?? auditKeyFromEnv();
   const postgres = optionalString("audit.postgres", audit?.postgres);
   const table = optionalString("audit.table", audit?.table);
+  const anchor = optionalString("audit.anchor", audit?.anchor);
+  const signingKeyFile = optionalString("audit.signingKeyFile", audit?.signingKeyFile);
+  const checkpointEveryLines = audit?.checkpointEveryLines === undefined ? undefined : positiveInteger("audit.checkpointEveryLines", audit.checkpointEveryLines);
 
   const pool = options.pool;
   if (pool !== undefined && (pool === null || typeof pool !== "object")) throw invalid("pool", "an object", pool);
@@ -175,6 +184,9 @@ export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path
       ...(key !== undefined ? { key } : {}),
       ...(postgres !== undefined ? { postgres } : {}),
       ...(table !== undefined ? { table } : {}),
+      ...(anchor !== undefined ? { anchor: resolve(workspace, anchor) } : {}),
+      ...(signingKeyFile !== undefined ? { signingKeyFile: resolve(workspace, signingKeyFile) } : {}),
+      ...(checkpointEveryLines !== undefined ? { checkpointEveryLines } : {}),
     },
     workers: positiveInteger("workers", options.workers ?? DEFAULTS.workers),
     pool: {

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { type Issue, ValidationError } from "../errors.js";
 import { zodIssues } from "../manifest/schema.js";
 import { isTomlFile, parseTomlSafe } from "../util/toml.js";
@@ -92,7 +93,13 @@ export function parsePolicy(text: string, file: string): Policy {
   base.deny.network.push(...(p.deny?.network ?? []));
   if (p.binPath) base.binPath = p.binPath;
   base.process = { sandbox: p.process?.sandbox ?? "auto" };
-  base.audit = { failMode: p.audit?.failMode ?? "open", redact: p.audit?.redact ?? [] };
+  base.audit = {
+    failMode: p.audit?.failMode ?? "open",
+    redact: p.audit?.redact ?? [],
+    ...(p.audit?.anchor !== undefined ? { anchor: resolve(dirname(file), p.audit.anchor) } : {}),
+    ...(p.audit?.signingKey !== undefined ? { signingKey: resolve(dirname(file), p.audit.signingKey) } : {}),
+    ...(p.audit?.checkpointEvery !== undefined ? { checkpointEvery: p.audit.checkpointEvery } : {}),
+  };
   base.rules = {
     rateLimits: p.rateLimits ?? [],
     concurrency: p.concurrency,

@@ -39,7 +39,8 @@ export interface Policy {
   binPath: string[];
   /** how processes started by skills are confined */
   process: { sandbox: SandboxMode };
-  audit: { failMode: "open" | "closed"; redact: string[] };
+  /** anchor and signingKey are absolute paths (resolved against the policy file's folder) */
+  audit: { failMode: "open" | "closed"; redact: string[]; anchor?: string; signingKey?: string; checkpointEvery?: number };
   /** the policy engine's rules (every section optional) */
   rules: {
     rateLimits: RateLimitRule[];

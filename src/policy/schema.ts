@@ -162,6 +162,9 @@ export const policySchema = z
       .strictObject({
         failMode: z.enum(["open", "closed"]).optional().describe("open: calls go on when the log cannot be written; closed: they are refused"),
         redact: z.array(z.string().min(1).regex(/^[A-Za-z0-9_$*[\]."'-]+$/, "must be a pino redact path such as fields.email")).optional().describe("more event fields to remove"),
+        anchor: z.string().min(1).optional().describe("file (best on another volume or host) where the chain's head is also recorded at every checkpoint; relative to the policy file"),
+        signingKey: z.string().min(1).optional().describe("Ed25519 private key file (skillbox keygen) that signs checkpoints and the anchor; relative to the policy file; default: the HMAC key SKILLBOX_AUDIT_KEY, if set"),
+        checkpointEvery: z.number().int().min(1).max(1_000_000).optional().describe("a signed log.checkpoint line after this many lines (and at close); default 1000"),
       })
       .optional()
       .describe("the security log"),

@@ -6,7 +6,7 @@ import { fixture, writeSkill } from "../helpers.js";
 // The warning about an unwritable security log says what happens to calls under the policy in force.
 describe("an unwritable security log", () => {
   it.each([
-    ["open", /calls go on, events are being lost/],
+    ["open", /calls go on, lost events are counted/],
     ["closed", /calls are refused \(audit\.failMode: closed\)/],
   ] as const)("failMode %s: the warning says what happens to calls", async (failMode, message) => {
     const fx = fixture();

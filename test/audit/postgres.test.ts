@@ -32,7 +32,8 @@ describe.skipIf("skip" in server)("PostgreSQL audit sink (a real server)", () =>
     const dir = tempDir();
     await Promise.all([session(join(dir, "a.jsonl"), 100, "host-a"), session(join(dir, "b.jsonl"), 100, "host-b")]);
     const lines = await readPgLines(url);
-    const fileEvents = [...readEvents(join(dir, "a.jsonl")), ...readEvents(join(dir, "b.jsonl"))];
+    // Checkpoints seal each file's own chain; the table's chain is sealed by the database.
+    const fileEvents = [...readEvents(join(dir, "a.jsonl")), ...readEvents(join(dir, "b.jsonl"))].filter((e) => e["event"] !== "log.checkpoint");
     expect(lines.length).toBe(fileEvents.length);
     expect(verifyAuditText(lines.join("\n") + "\n")).toMatchObject({ ok: true, lines: lines.length });
     const events = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
