@@ -1,10 +1,34 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export type PgServer = { url: string; stop(): void } | { skip: string };
+export type PgServer =
+  | {
+      url: string;
+      stop(): void;
+      /** stops the server abruptly (-m immediate) and starts it again; absent for SKILLBOX_TEST_PG_URL */
+      restart?(): void;
+      /** the server's process ids (postmaster and its children), to freeze it with SIGSTOP */
+      pids?(): number[];
+    }
+  | { skip: string };
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -41,9 +65,10 @@ export async function startPostgres(): Promise<PgServer> {
   }
   const port = await freePort();
   const data = join(dir, "data");
+  const start = () => run("pg_ctl", ["-D", data, "-w", "-t", "30", "-l", join(dir, "server.log"), "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"]);
   try {
     run("initdb", ["-D", data, "--auth=trust", "-U", "postgres", "--no-sync"]);
-    run("pg_ctl", ["-D", data, "-w", "-t", "30", "-l", join(dir, "server.log"), "-o", `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"]);
+    start();
   } catch (err) {
     return { skip: `could not start PostgreSQL ${version}: ${String((err as { stderr?: Buffer }).stderr ?? err).split("\n")[0]}` };
   }
@@ -55,6 +80,14 @@ export async function startPostgres(): Promise<PgServer> {
       } catch {
         /* already stopped */
       }
+    },
+    restart: () => {
+      run("pg_ctl", ["-D", data, "-m", "immediate", "stop"]);
+      start();
+    },
+    pids: () => {
+      const main = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+      return [main, ...childrenOf(main)];
     },
   };
 }

@@ -14,6 +14,8 @@ export interface AuditOptions {
   postgres?: string;
   /** the PostgreSQL table; @default "skillbox_audit" */
   table?: string;
+  /** how long close() waits for events still queued for PostgreSQL; @default 5000 */
+  postgresCloseTimeoutMs?: number;
   /** more paths to remove from every event (pino redact syntax), e.g. from the policy's audit.redact */
   redact?: string[];
   /** where write failures are reported; @default process.stderr */
@@ -107,7 +109,9 @@ export class AuditLog {
       throw new SkillError("E_POLICY_INVALID", (err as Error).message);
     }
     this.sinks = [file];
-    if (options.postgres) this.sinks.push(new PgSink(options.postgres, options.table ?? "skillbox_audit", key, (err) => this.fail(err, "PostgreSQL")));
+    if (options.postgres) {
+      this.sinks.push(new PgSink({ url: options.postgres, table: options.table ?? "skillbox_audit", key, file: this.file, closeTimeoutMs: options.postgresCloseTimeoutMs, onStatus: this.onError }));
+    }
     const sink = {
       write: (line: string) => {
         let json = line.endsWith("\n") ? line.slice(0, -1) : line;

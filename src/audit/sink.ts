@@ -47,10 +47,11 @@ export class ChainSink implements LineSink {
     this.preflight();
     try {
       this.worker = new Worker(new URL("./writer-thread.js", import.meta.url), { workerData: { config, shared: this.ctrl.buffer } });
-      this.worker.unref();
       this.worker.on("message", (m: FromWriter) => this.onMessage(m));
       this.worker.on("error", (err) => this.threadLost(err));
       this.worker.on("exit", () => this.threadLost());
+      // After the listeners: adding a 'message' listener refs the worker's port again.
+      this.worker.unref();
     } catch (err) {
       this.threadLost(err as Error);
     }

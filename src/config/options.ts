@@ -43,6 +43,8 @@ export interface AuditOptions {
   signingKeyFile?: string;
   /** a signed checkpoint line after this many lines and at close; @default the policy's audit.checkpointEvery, else 1000 */
   checkpointEveryLines?: number;
+  /** how long close() waits for events still queued for PostgreSQL; @default 5000 */
+  postgresCloseTimeoutMs?: number;
 }
 
 export interface SkillHostOptions {
@@ -110,7 +112,7 @@ export interface ResolvedHostOptions {
   leaseTtlMs: number | undefined;
   approvalCaps: ApprovalCaps;
   loadedBy: string | undefined;
-  audit: { file: string; key?: string; postgres?: string; table?: string; anchor?: string; signingKeyFile?: string; checkpointEveryLines?: number };
+  audit: { file: string; key?: string; postgres?: string; table?: string; anchor?: string; signingKeyFile?: string; checkpointEveryLines?: number; postgresCloseTimeoutMs?: number };
   workers: number;
   pool: { perSkill: number; max: number };
   maxConcurrent: number;
@@ -154,6 +156,7 @@ export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path
   const anchor = optionalString("audit.anchor", audit?.anchor);
   const signingKeyFile = optionalString("audit.signingKeyFile", audit?.signingKeyFile);
   const checkpointEveryLines = audit?.checkpointEveryLines === undefined ? undefined : positiveInteger("audit.checkpointEveryLines", audit.checkpointEveryLines);
+  const postgresCloseTimeoutMs = audit?.postgresCloseTimeoutMs === undefined ? undefined : nonNegativeInteger("audit.postgresCloseTimeoutMs", audit.postgresCloseTimeoutMs);
 
   const pool = options.pool;
   if (pool !== undefined && (pool === null || typeof pool !== "object")) throw invalid("pool", "an object", pool);
@@ -187,6 +190,7 @@ export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path
       ...(anchor !== undefined ? { anchor: resolve(workspace, anchor) } : {}),
       ...(signingKeyFile !== undefined ? { signingKeyFile: resolve(workspace, signingKeyFile) } : {}),
       ...(checkpointEveryLines !== undefined ? { checkpointEveryLines } : {}),
+      ...(postgresCloseTimeoutMs !== undefined ? { postgresCloseTimeoutMs } : {}),
     },
     workers: positiveInteger("workers", options.workers ?? DEFAULTS.workers),
     pool: {
