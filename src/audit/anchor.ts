@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import type { HeadSignature } from "./chain.js";
 import type { AnchorRecord } from "./verify.js";
 
@@ -9,7 +9,12 @@ import type { AnchorRecord } from "./verify.js";
  */
 export function writeAnchor(file: string, head: { seq: number; hash: string; time: string; sig: HeadSignature | null }): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, "w", 0o600);
+  try {
+    unlinkSync(tmp); // left by a crash; and never write through whatever else was put there
+  } catch {
+    /* none */
+  }
+  const fd = openSync(tmp, "wx", 0o600); // O_EXCL: fails on a planted symlink instead of following it
   try {
     writeSync(fd, JSON.stringify({ v: 1, ...head }) + "\n");
     fsyncSync(fd);
