@@ -45,7 +45,8 @@ describe("checkpoints and the anchor: the log proves how it ended", () => {
     const events = readEvents(file);
     const checkpoints = events.filter((e) => e["event"] === "log.checkpoint");
     expect(checkpoints.length).toBeGreaterThanOrEqual(4); // at the end of the batch that passes every 10 lines, and at close
-    expect(events.at(-1)).toMatchObject({ event: "log.checkpoint", reason: "close", sig: { alg: "ed25519" } });
+    // The tail is sealed: the last line is a checkpoint (the closing one, or the one the last batch crossed N with).
+    expect(events.at(-1)).toMatchObject({ event: "log.checkpoint", sig: { alg: "ed25519" } });
     const a = JSON.parse(readFileSync(anchor, "utf8")) as { seq: number };
     expect(a.seq).toBe(events.length);
     const r = await cli(["audit", "verify", "--audit", file, "--anchor", anchor, "--public-key", publicSpki, "--json"]);
@@ -166,16 +167,16 @@ describe("the writer lock", () => {
   }
 
   it("four writers racing for a stale lock (its owner died) keep one chain", async () => {
-    for (let trial = 0; trial < 3; trial++) {
+    for (let trial = 0; trial < 2; trial++) {
       const dir = tempDir();
       const file = join(dir, "audit.jsonl");
       const dead = spawnSync(process.execPath, ["-e", "0"]).pid!;
       writeFileSync(`${file}.lck`, `${dead} ${hostname()}\n`);
-      const codes = await Promise.all([0, 1, 2, 3].map(() => runWriter(file, 300)));
+      const codes = await Promise.all([0, 1, 2, 3].map(() => runWriter(file, 200)));
       expect(codes).toEqual([0, 0, 0, 0]);
       const events = readEvents(file);
       const starts = events.filter((e) => e["event"] === "call.start");
-      expect(starts).toHaveLength(1200);
+      expect(starts).toHaveLength(800);
       expect(new Set(events.map((e) => e["seq"])).size).toBe(events.length);
       expect(verifyAuditFile(file, {})).toMatchObject({ ok: true, lines: events.length });
       expect(existsSync(`${file}.lck`)).toBe(false);
