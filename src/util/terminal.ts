@@ -6,7 +6,6 @@
  */
 
 // C0 (newline and tab included: one event is one line), DEL, C1, line/paragraph separators, bidi controls.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is this file's purpose
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };

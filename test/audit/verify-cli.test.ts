@@ -135,7 +135,6 @@ describe("terminal safety", () => {
     return file;
   }
 
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
   const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/;
 
   it("tail prints ESC, OSC, C1 and bidi controls escaped, never raw (readable and --json)", async () => {

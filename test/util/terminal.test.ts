@@ -18,7 +18,6 @@ describe("escapeControl", () => {
   it("terminalSafeJson keeps the value and escapes what JSON leaves raw", () => {
     const v = { m: "x\u009b\u202ey\u001b" };
     const json = terminalSafeJson(JSON.stringify(v));
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
     expect(json).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
     expect(JSON.parse(json)).toEqual(v);
   });
