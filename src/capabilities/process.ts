@@ -151,7 +151,7 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
     env: { PATH: scope.grant.binPath.join(":"), LANG: "C.UTF-8", LC_ALL: "C.UTF-8", HOME: scope.tmpDir, TMPDIR: scope.tmpDir, ...(marker ? { [MARKER_VAR]: marker } : {}) },
   });
   scope.children.add(child);
-  if (marker) markers.set(child, marker);
+  if (marker) markers.set(scope.children, [...(markers.get(scope.children) ?? []), marker].slice(-256));
   let truncated = false;
   let timedOut = false;
   const collect = (stream: NodeJS.ReadableStream) => {
@@ -178,6 +178,7 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
     killGroup(child);
   }, timeoutMs);
   let drain: NodeJS.Timeout | undefined;
+  let drained = false;
   const result = await new Promise<ExecResult>((resolveRun) => {
     const finish = (code: number | null, signal: NodeJS.Signals | null) =>
       resolveRun({ exitCode: code, signal, stdout: out(), stderr: err(), durationMs: Math.round((performance.now() - started) * 1000) / 1000, truncated, timedOut });
@@ -190,6 +191,7 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
     child.on("exit", (code, signal) => {
       killGroup(child);
       drain = setTimeout(() => {
+        drained = true;
         child.stdout?.destroy();
         child.stderr?.destroy();
         finish(code, signal);
@@ -199,23 +201,24 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   clearTimeout(timer);
   if (drain) clearTimeout(drain);
   killGroup(child); // anything the child left running in its group
-  if (marker) await reapMarked(marker); // and anything that left the group
+  // something outside the group held the pipes after the child exited: find it now
+  if (marker && drained) await reapMarked([marker]);
   scope.children.delete(child);
   scope.logExec({ command, resolved: executable, args, cwd, decision: "allow", rule: decision.rule, sandbox: sandboxName, network: sandboxName === "bwrap" ? decision.network : true, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, truncated, timedOut });
   return result;
 }
 
 export function killAll(children: Set<ChildProcess>): void {
-  for (const c of children) {
-    killGroup(c);
-    const marker = markers.get(c);
-    if (marker) void reapMarked(marker);
-  }
+  for (const c of children) killGroup(c);
   children.clear();
+  // one scan of /proc per attempt for everything its unconfined processes left behind
+  const left = markers.get(children);
+  markers.delete(children);
+  if (left?.length) void reapMarked(left);
 }
 
-/** Unconfined children carry a marker in their environment, inherited by every descendant. */
-const markers = new WeakMap<ChildProcess, string>();
+/** Unconfined children carry a marker in their environment, inherited by every descendant; kept per attempt. */
+const markers = new WeakMap<Set<ChildProcess>, string[]>();
 const MARKER_VAR = "SKILLBOX_EXEC";
 
 /**
@@ -223,8 +226,8 @@ const MARKER_VAR = "SKILLBOX_EXEC";
  * process group (a `setsid` grandchild). Best effort: a descendant that clears its environment
  * escapes it; the bwrap confinement has no such gap (its PID namespace ends with the child).
  */
-async function reapMarked(marker: string): Promise<void> {
-  const needle = Buffer.from(`${MARKER_VAR}=${marker}\0`);
+async function reapMarked(marks: readonly string[]): Promise<void> {
+  const needles = marks.map((m) => Buffer.from(`${MARKER_VAR}=${m}\0`));
   let pids: string[];
   try {
     pids = await readdir("/proc");
@@ -235,7 +238,7 @@ async function reapMarked(marker: string): Promise<void> {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     try {
       const environ = await readFile(`/proc/${pid}/environ`);
-      if (environ.includes(needle)) process.kill(Number(pid), "SIGKILL");
+      if (needles.some((n) => environ.includes(n))) process.kill(Number(pid), "SIGKILL");
     } catch {
       /* gone, or not ours */
     }
