@@ -9,6 +9,7 @@ import { builtinPolicy, loadPolicyFile, parsePolicy, type Policy } from "../poli
 import { importLegacyState, isPostgresUrl, localIdentity, openStateStore } from "../state/open.js";
 import type { Approval, PolicyVersion, StateStore } from "../state/store.js";
 import { listSkillDirs } from "../manifest/load.js";
+import { DEFAULTS } from "../config/defaults.js";
 import { parse, UsageError, type Out } from "./common.js";
 import { table } from "./report.js";
 
@@ -19,7 +20,7 @@ import { table } from "./report.js";
  */
 async function withState<T>(v: { state?: string | undefined; workspace?: string | undefined }, command: string, io: Out, fn: (store: StateStore) => Promise<T>): Promise<T> {
   const workspace = resolve(v.workspace ?? ".");
-  const spec = v.state === undefined ? join(workspace, ".skillbox") : isPostgresUrl(v.state) ? v.state : resolve(v.state);
+  const spec = v.state === undefined ? join(workspace, DEFAULTS.stateDir) : isPostgresUrl(v.state) ? v.state : resolve(v.state);
   let store: StateStore;
   try {
     store = await openStateStore(spec, { workspace, onError: (e) => io.err(`skillbox ${command}: state store: ${e.message}`) });
@@ -66,7 +67,7 @@ export async function cmdApprovals(args: string[], io: Out): Promise<number> {
     return 2;
   }
   // The decision itself goes to the security log.
-  const log = new AuditLog({ file: resolve(values.audit ?? ".skillbox/audit.jsonl"), onError: io.err });
+  const log = new AuditLog({ file: resolve(values.audit ?? join(values.workspace ?? ".", DEFAULTS.auditFile)), onError: io.err });
   log.event("approval.decided", { callId: null, skill: a.skill, caller: a.caller, trust: null, session: null, approvalId: a.id, decision: a.status, by: a.decidedBy, reason: a.reason ?? null });
   log.flushSyncForCli();
   io.out(`${a.status === "approved" ? "✔ approved" : "✖ denied"} ${a.id}: ${a.skill} for ${a.caller}${a.reason ? ` (${a.reason})` : ""}; ${a.mode === "single-use" ? "one call" : "calls"} until ${a.expiresAt}`);

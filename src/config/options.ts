@@ -11,22 +11,12 @@ import { InputInvalidError, type SkillError } from "../errors.js";
 import type { ApprovalCaps } from "../policy/engine/approvals.js";
 import { isPostgresUrl } from "../state/spec.js";
 import type { StateStore } from "../state/store.js";
+import { DEFAULTS, defaultWorkers } from "./defaults.js";
 
 /** Environment variable holding the security log's HMAC chain key (host, `skillbox audit verify`). */
 export const AUDIT_KEY_ENV = "SKILLBOX_AUDIT_KEY";
 
-export const DEFAULTS = {
-  skillsDir: "skills",
-  policyFileName: "skillbox.policy.yaml",
-  stateDir: ".skillbox",
-  auditFile: ".skillbox/audit.jsonl",
-  workers: 2,
-  pool: { perSkill: 2, max: 8 },
-  maxConcurrent: 64,
-  maxQueued: 1024,
-  maxInputBytes: 1024 * 1024,
-  approvalCaps: { perCaller: 20, perSkill: 200 },
-} as const;
+export { DEFAULTS, defaultWorkers } from "./defaults.js";
 
 export interface AuditOptions {
   /** the JSON-lines file; @default ".skillbox/audit.jsonl" in the workspace */
@@ -59,7 +49,7 @@ export interface SkillHostOptions {
    * in PostgreSQL, a connection URL), `table`; @default ".skillbox/audit.jsonl" in the workspace
    */
   audit?: string | AuditOptions;
-  /** sandbox worker processes; @default 2 */
+  /** sandbox worker processes; @default the number of cores, at least 2 */
   workers?: number;
   /**
    * Isolates prepared ahead, per skill and memory cap (perSkill) and in all per worker (max).
@@ -192,7 +182,7 @@ export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path
       ...(checkpointEveryLines !== undefined ? { checkpointEveryLines } : {}),
       ...(postgresCloseTimeoutMs !== undefined ? { postgresCloseTimeoutMs } : {}),
     },
-    workers: positiveInteger("workers", options.workers ?? DEFAULTS.workers),
+    workers: positiveInteger("workers", options.workers ?? defaultWorkers()),
     pool: {
       perSkill: nonNegativeInteger("pool.perSkill", pool?.perSkill ?? DEFAULTS.pool.perSkill),
       max: nonNegativeInteger("pool.max", pool?.max ?? DEFAULTS.pool.max),

@@ -1,7 +1,7 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
+import { defaultWorkers } from "../config/defaults.js";
 import { classifyWorkerExit } from "./outcome.js";
 import { poolKey, type FromWorker, type RunOutcome, type SkillCode, type ToWorker } from "./protocol.js";
 
@@ -246,7 +246,7 @@ export class Supervisor {
   recycled = 0;
 
   constructor(options: SupervisorOptions = {}) {
-    this.size = Math.max(1, Math.floor(options.workers ?? Math.max(2, availableParallelism())));
+    this.size = Math.max(1, Math.floor(options.workers ?? defaultWorkers()));
     this.killGraceMs = options.killGraceMs ?? 250;
     this.pool = options.pool ?? {};
     this.recycleAfterAttempts = Math.max(1, options.recycleAfterAttempts ?? 2000);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { join } from "node:path";
+import { availableParallelism } from "node:os";
 import { AUDIT_KEY_ENV, DEFAULTS, SkillError, SkillHost, resolveHostOptions } from "../../dist/src/index.js";
 import { Slots } from "../../dist/src/execution/slots.js";
 import { tempDir } from "../helpers.js";
@@ -18,7 +19,7 @@ describe("resolveHostOptions: every default and its check in one place", () => {
     expect(r.stateDir).toBe(join(ws, ".skillbox"));
     expect(r.audit.file).toBe(join(ws, ".skillbox", "audit.jsonl"));
     expect(r.policyFile).toBeUndefined();
-    expect([r.workers, r.pool, r.maxConcurrent, r.maxQueued, r.maxInputBytes, r.warm]).toEqual([DEFAULTS.workers, DEFAULTS.pool, 64, 1024, 1024 * 1024, true]);
+    expect([r.workers, r.pool, r.maxConcurrent, r.maxQueued, r.maxInputBytes, r.warm]).toEqual([Math.max(2, availableParallelism()), DEFAULTS.pool, 64, 1024, 1024 * 1024, true]);
   });
 
   it("finds skillbox.policy.yaml in the workspace when no policy is given", () => {

@@ -9,8 +9,9 @@ import { classifyEngineError } from "../outcome.js";
 import { poolKey, type FromWorker, type RunOutcome, type RunRequest, type ToWorker } from "../protocol.js";
 import { PreparedIsolate, type Code } from "./isolate.js";
 import { IsolatePool } from "./pool.js";
+import { DEFAULTS } from "../../config/defaults.js";
 
-const POOL = { perSkill: 2, max: 8, ...(JSON.parse(process.env["SKILLBOX_POOL"] ?? "{}") as { perSkill?: number; max?: number }) };
+const POOL = { ...DEFAULTS.pool, ...(JSON.parse(process.env["SKILLBOX_POOL"] ?? "{}") as { perSkill?: number; max?: number }) };
 
 const skills = new Map<string, Code>();
 
