@@ -38,14 +38,15 @@ export function hostPaths(values: HostFlags): { workspace: string; skillsDir: st
   };
 }
 
-export async function openHost(values: HostFlags, io: Out, warm = true): Promise<SkillHost> {
+/** `needsState: false` for commands that run and decide nothing (list, tools): they never open the shared state store. */
+export async function openHost(values: HostFlags, io: Out, warm = true, needsState = true): Promise<SkillHost> {
   const paths = hostPaths(values);
   const postgres = process.env["SKILLBOX_AUDIT_POSTGRES"];
   return SkillHost.open({
     workspace: paths.workspace,
     skillsDir: paths.skillsDir,
     ...(values.policy !== undefined ? { policy: resolve(values.policy) } : {}),
-    ...(paths.state !== undefined ? { state: paths.state } : {}),
+    ...(!needsState ? { state: "memory" } : paths.state !== undefined ? { state: paths.state } : {}),
     // Teams storing the log in PostgreSQL set this once in the environment.
     ...(paths.audit !== undefined || postgres ? { audit: { ...(paths.audit !== undefined ? { file: paths.audit } : {}), ...(postgres ? { postgres } : {}) } } : {}),
     onWarning: io.err,
@@ -199,7 +200,7 @@ export function grantHint(host: SkillHost, name: string, trust: TrustLevel, resu
 
 export async function cmdList(args: string[], io: Out): Promise<number> {
   const { values } = parse(args, HOST_OPTIONS, "list");
-  const host = await openHost(values, io, false);
+  const host = await openHost(values, io, false, false);
   const skills = host.list();
   await host.close();
   const allowedAt = (name: string) => TRUST_LEVELS.filter((t) => host.authorize(name, t).ok);
@@ -220,7 +221,7 @@ export async function cmdTools(args: string[], io: Out): Promise<number> {
   const format = values.format;
   if (!format || !(TOOL_FORMATS as readonly string[]).includes(format)) throw new UsageError(`skillbox tools: --format must be one of ${TOOL_FORMATS.join(", ")}${format ? didYouMean(format, TOOL_FORMATS) : ""}`);
   const trust = trustFlag(values.trust, TRUST_LEVELS) as TrustLevel;
-  const host = await openHost(values, io, false);
+  const host = await openHost(values, io, false, false);
   const tools = host.tools(format as ToolFormat, { trust });
   await host.close();
   io.out(JSON.stringify(tools, null, 2));
