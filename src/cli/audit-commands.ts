@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { readAnchor } from "../audit/anchor.js";
 import { AUDIT_KEY_ENV } from "../config/options.js";
+import { loadPolicyFile } from "../policy/load.js";
 import { ed25519PublicKey } from "../audit/chain.js";
 import { readPgLines } from "../audit/pg-sink.js";
 import { parseDuration, reviewEvents, statsOf, type AuditEvent } from "../audit/review.js";
@@ -24,6 +25,7 @@ const OPTIONS = {
   "key-env": { type: "string" },
   anchor: { type: "string" },
   "public-key": { type: "string" },
+  policy: { type: "string" },
 } as const;
 
 type Values = { json?: boolean | undefined; n?: string | undefined; since?: string | undefined; session?: string | undefined };
@@ -56,7 +58,7 @@ export async function cmdAudit(args: string[], io: Out): Promise<number> {
 }
 
 /** The keys the writer used: the HMAC key from SKILLBOX_AUDIT_KEY (or --key-env NAME), the anchor, the checkpoint public key. */
-function chainKeys(values: { "key-env"?: string | undefined; anchor?: string | undefined; "public-key"?: string | undefined }): VerifyOptions {
+function chainKeys(values: { "key-env"?: string | undefined; anchor?: string | undefined; "public-key"?: string | undefined; policy?: string | undefined }): VerifyOptions {
   const envName = values["key-env"] ?? AUDIT_KEY_ENV;
   const key = process.env[envName];
   if (values["key-env"] !== undefined && !key) throw new UsageError(`skillbox audit: --key-env ${envName}: that environment variable is not set`);
@@ -66,6 +68,24 @@ function chainKeys(values: { "key-env"?: string | undefined; anchor?: string | u
       options.anchor = readAnchor(resolve(values.anchor));
     } catch (err) {
       throw new UsageError(`skillbox audit: --anchor: ${(err as Error).message}`);
+    }
+  } else {
+    // The anchor the policy names (--policy FILE, or skillbox.policy.yaml here), once one was written.
+    const policyFile = values.policy ?? (existsSync("skillbox.policy.yaml") ? "skillbox.policy.yaml" : undefined);
+    if (policyFile !== undefined) {
+      let anchor: string | undefined;
+      try {
+        anchor = loadPolicyFile(resolve(policyFile)).audit.anchor;
+      } catch (err) {
+        if (values.policy !== undefined) throw new UsageError(`skillbox audit: --policy: ${(err as Error).message}`);
+      }
+      if (anchor !== undefined && existsSync(anchor)) {
+        try {
+          options.anchor = readAnchor(anchor);
+        } catch (err) {
+          throw new UsageError(`skillbox audit: the policy's audit.anchor: ${(err as Error).message}`);
+        }
+      }
     }
   }
   if (values["public-key"] !== undefined) {

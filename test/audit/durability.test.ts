@@ -90,6 +90,17 @@ describe("checkpoints and the anchor: the log proves how it ended", () => {
     expect(["truncated", "anchor-mismatch"]).toContain(withAnchor.reason);
   });
 
+  it("verify finds the anchor the policy names (--policy), without --anchor", async () => {
+    const { file, anchor } = await sealedLog(25);
+    const policy = join(tempDir(), "policy.yaml");
+    writeFileSync(policy, `version: 1\naudit: { anchor: ${JSON.stringify(anchor)} }\n`);
+    expect((await cli(["audit", "verify", "--audit", file, "--policy", policy])).code).toBe(0);
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    writeFileSync(file, lines.slice(0, -2).join("\n") + "\n");
+    const r = JSON.parse((await cli(["audit", "verify", "--audit", file, "--policy", policy, "--json"])).out);
+    expect(r).toMatchObject({ ok: false, reason: "truncated", missingLines: 2 });
+  });
+
   it("an anchor whose head does not match the log is a mismatch", async () => {
     const { file, anchor } = await sealedLog(30);
     const a = JSON.parse(readFileSync(anchor, "utf8")) as Record<string, unknown>;
