@@ -133,7 +133,8 @@ for (const [kind, make, shared] of kinds) {
     });
 
     it("concurrency leases: at most the limit at once, released on release; a holder that stops renewing lapses", async () => {
-      const { s, again } = await open({ leaseTtlMs: 300 });
+      // A ttl long enough that a loaded machine's event-loop stalls never outlast a renewal (every ttl/4).
+      const { s, again } = await open({ leaseTtlMs: 1000 });
       const a = await s.acquireLease("alice", 2);
       const b = await s.acquireLease("alice", 2);
       expect([a.ok, b.ok]).toEqual([true, true]);
@@ -143,7 +144,7 @@ for (const [kind, make, shared] of kinds) {
       const c = await s.acquireLease("alice", 2);
       expect(c.ok).toBe(true);
       // Held leases are renewed past their ttl.
-      const until = Date.now() + 900;
+      const until = Date.now() + 2500;
       while (Date.now() < until) await sleep(50);
       expect((await s.acquireLease("alice", 2)).ok).toBe(false);
       if (!shared) return;
