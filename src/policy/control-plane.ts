@@ -7,7 +7,7 @@ import type { FileAccess } from "../manifest/schema.js";
  * version, carried in every Grant.
  */
 export interface ControlPlane {
-  /** never written, created or deleted: policy file(s), skills folders, key files (and what lies below them) */
+  /** never written, created or deleted: policy file(s), skills folders, key files (and what lies below them); `.git` folders and files everywhere are refused as well */
   protect: readonly string[];
   /** never read, listed, written, created or deleted: the state folder, security log files and their lock files */
   hide: readonly string[];
@@ -28,11 +28,14 @@ function logCompanion(path: string, root: string): boolean {
   return path.startsWith(root + ".") && !path.slice(root.length + 1).includes("/");
 }
 
-/** Whether the path is a git hooks folder or lies inside one (hooks run outside any sandbox on the next git command). */
-export function inGitHooks(path: string): boolean {
-  const parts = path.split("/");
-  for (let i = 0; i + 1 < parts.length; i++) if (parts[i] === ".git" && parts[i + 1] === "hooks") return true;
-  return false;
+/**
+ * Whether the path is a `.git` folder or file, or lies inside one. Not only hooks run outside any
+ * sandbox on the user's next git command: `.git/commondir` (or a `.git` file's `gitdir:`) moves the
+ * repository's config and hooks to a folder the skill wrote, and `core.fsmonitor` in a config there
+ * runs a command on `git status`. So a skill changes nothing of git's own files.
+ */
+export function inGitInternals(path: string): boolean {
+  return path.split("/").includes(".git");
 }
 
 /** What the control plane says about one access: a refusal reason, or undefined when it has no objection. */
@@ -44,7 +47,7 @@ export function controlPlaneObjection(cp: ControlPlane, path: string, access: Fi
   for (const p of cp.protect) {
     if (inside(path, p)) return "it belongs to skillbox's control plane (policy, skills, keys), which no skill may change";
   }
-  if (inGitHooks(path)) return "git hooks run outside any sandbox; no skill may change them";
+  if (inGitInternals(path)) return "git runs hooks and config commands from .git outside any sandbox; no skill may change git's own files";
   return undefined;
 }
 
