@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SkillHost } from "../../dist/src/index.js";
@@ -43,7 +43,18 @@ describe("a skill cannot change git's own files (commondir, config, a .git file)
 
   it("may still stage ordinary files (the planted repository is outside .git)", async () => {
     const config = `[core]\n\trepositoryformatversion = 0\n\tbare = false\n\tfsmonitor = "touch ${marker()}; false"\n`;
-    const r = await host.call("planter", { stage: [["evilgit/config", config], ["evilgit/HEAD", "ref: refs/heads/main\n"], ["evilgit/refs/heads/.keep", ""], ["evilgit/objects/.keep", ""]] }, trusted);
+    const r = await host.call(
+      "planter",
+      {
+        stage: [
+          ["evilgit/config", config],
+          ["evilgit/HEAD", "ref: refs/heads/main\n"],
+          ["evilgit/refs/heads/.keep", ""],
+          ["evilgit/objects/.keep", ""],
+        ],
+      },
+      trusted,
+    );
     expect(r.ok).toBe(true);
   });
 
