@@ -1,6 +1,6 @@
 import { constants, type Dirent } from "node:fs";
-import { lstat, mkdir, open, opendir, rmdir, unlink, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
+import { access, lstat, mkdir, open, opendir, readlink, rmdir, unlink, type FileHandle } from "node:fs/promises";
+import { basename, dirname } from "node:path";
 import type { FileAccess } from "../manifest/schema.js";
 import type { Grant } from "../policy/model.js";
 import { checkFileAccess } from "../policy/check.js";
@@ -78,12 +78,53 @@ function authorizeAccess(scope: FsScope, op: string, t: ResolvedPath, access: Fi
   if (!decision.allowed) throw new PermissionDenied(op, t.lexical, decision);
 }
 
-function fsFailure(op: string, path: string, err: unknown): CapabilityFailure {
-  if (err instanceof CapabilityFailure) return err;
+function fsFailure(op: string, path: string, err: unknown): CapabilityFailure | PermissionDenied {
+  if (err instanceof CapabilityFailure || err instanceof PermissionDenied) return err;
   const code = (err as NodeJS.ErrnoException).code ?? "EIO";
   const transient = ["EAGAIN", "EBUSY", "EMFILE", "ENFILE", "EIO", "ETIMEDOUT"].includes(code);
   const what: Record<string, string> = { ENOENT: "no such file or folder", EISDIR: "is a folder", ENOTDIR: "not a folder", ENOTEMPTY: "folder is not empty", ELOOP: "is a symbolic link", EEXIST: "already exists (a symbolic link, or a file created meanwhile); not written through", EACCES: "the operating system refused access", ENXIO: "not a regular file", ENOTREG: "not a regular file (FIFOs, devices and sockets are refused)" };
   return new CapabilityFailure(`${op} ${path}: ${what[code] ?? code}`, transient);
+}
+
+const PROC_FD = "/proc/self/fd";
+let procFd: Promise<boolean> | undefined;
+
+/**
+ * Runs `use` on the checked path with the folder holding it pinned: the folder is opened, the
+ * kernel's name for what was opened must be the folder that was checked, and `use` gets a path
+ * through that open folder (/proc/self/fd/N/name). A folder on the way swapped for a symlink after
+ * the check (a skill's process can do that while ctx.fs works) is then never followed: the access
+ * lands on the checked path or is refused. Where /proc is missing (not Linux) the checked path is
+ * used as is.
+ */
+async function pinned<T>(scope: FsScope, op: string, t: ResolvedPath, use: (path: string) => Promise<T>): Promise<T> {
+  const parent = dirname(t.real);
+  procFd ??= access(PROC_FD).then(
+    () => true,
+    () => false,
+  );
+  if (parent === t.real || !(await procFd)) return use(t.real);
+  const swapped = (opened?: string): PermissionDenied => {
+    const d: Decision = { allowed: false, rule: "path", reason: "a folder on the way changed after the check (swapped for a symbolic link, moved or removed); not followed" };
+    scope.record(op, t.real, d, { requested: t.lexical, ...(opened !== undefined ? { opened } : {}) });
+    return new PermissionDenied(op, t.lexical, d);
+  };
+  let dir: FileHandle;
+  try {
+    dir = await open(parent, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    // the checked folder is a symbolic link now (O_DIRECTORY with O_NOFOLLOW says ENOTDIR for a link)
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ELOOP" || (code === "ENOTDIR" && (await lstat(parent).then((st) => st.isSymbolicLink(), () => false)))) throw swapped();
+    throw fsFailure(op, t.lexical, err);
+  }
+  try {
+    const opened = await readlink(`${PROC_FD}/${dir.fd}`).catch(() => undefined);
+    if (opened !== parent) throw swapped(opened);
+    return await use(`${PROC_FD}/${dir.fd}/${basename(t.real)}`);
+  } finally {
+    await dir.close().catch(() => undefined);
+  }
 }
 
 /** Opens without ever blocking on a FIFO or device, then refuses anything but a regular file. */
@@ -106,7 +147,7 @@ export async function readFile(scope: FsScope, path: unknown): Promise<string> {
   checkTime(scope, "fs.readFile", t.lexical);
   let fh: FileHandle | undefined;
   try {
-    fh = await openRegular(t.real, constants.O_RDONLY);
+    fh = await pinned(scope, "fs.readFile", t, (p) => openRegular(p, constants.O_RDONLY));
     const { size } = await fh.stat();
     if (size > MAX_FILE_BYTES) throw new CapabilityFailure(`fs.readFile ${t.lexical}: file is larger than ${MAX_FILE_BYTES} bytes`);
     spend(scope, "fs.readFile", t.lexical, size);
@@ -155,7 +196,7 @@ export async function writeFile(scope: FsScope, path: unknown, data: unknown): P
       }
     }
     // An existing file is truncated only after it proved to be a regular file.
-    fh = await openRegular(t.real, constants.O_WRONLY | (t.exists ? 0 : constants.O_CREAT | constants.O_EXCL));
+    fh = await pinned(scope, "fs.writeFile", t, (p) => openRegular(p, constants.O_WRONLY | (t.exists ? 0 : constants.O_CREAT | constants.O_EXCL)));
     if (t.exists) await fh.truncate(0);
     let off = 0;
     while (off < bytes.length) {
@@ -177,7 +218,15 @@ export async function list(scope: FsScope, path: unknown): Promise<string[]> {
   authorizeAccess(scope, "fs.list", t, "list");
   checkTime(scope, "fs.list", t.lexical);
   try {
-    const dir = await opendir(t.real);
+    // the folder itself opened without following a symlink, then read through its descriptor
+    const handle = await pinned(scope, "fs.list", t, (p) => open(p, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW));
+    let dir;
+    try {
+      dir = await opendir((await procFd) ? `${PROC_FD}/${handle.fd}` : t.real);
+    } finally {
+      // opendir holds its own descriptor of the folder
+      await handle.close().catch(() => undefined);
+    }
     const names: string[] = [];
     let bytes = 0;
     try {
@@ -201,9 +250,11 @@ export async function remove(scope: FsScope, path: unknown): Promise<null> {
   authorizeAccess(scope, "fs.delete", t, "delete");
   checkTime(scope, "fs.delete", t.lexical);
   try {
-    const st = await lstat(t.real);
-    if (st.isDirectory()) await rmdir(t.real);
-    else await unlink(t.real);
+    await pinned(scope, "fs.delete", t, async (p) => {
+      const st = await lstat(p);
+      if (st.isDirectory()) await rmdir(p);
+      else await unlink(p);
+    });
     return null;
   } catch (err) {
     throw fsFailure("fs.delete", t.lexical, err);
