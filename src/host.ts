@@ -30,7 +30,7 @@ import { importLegacyState, localIdentity, openStateStore } from "./state/open.j
 import type { Approval, StateStore } from "./state/store.js";
 import { toolDefinitions, type ToolFormat } from "./tools.js";
 
-export type { Caller, CallOptions } from "./call/caller.js";
+export type { Caller, CallOptions, CallProgress } from "./call/caller.js";
 export type { CallResult } from "./call/result.js";
 export type { SkillHostOptions } from "./config/options.js";
 export type { LoadProblem, SkillInfo, SkillSource } from "./registry/registry.js";
@@ -53,6 +53,8 @@ export class SkillHost {
   private readonly context: CallContext;
   private readonly home: string;
   private readonly inflight = new Set<Promise<CallResult>>();
+  /** one per call in flight: close() cancels them */
+  private readonly controllers = new Set<AbortController>();
   private closed = false;
   /** what no skill may change or see; grants hold this object, so it is refreshed in place */
   private readonly controlPlane: HostControlPlane;
@@ -203,13 +205,25 @@ export class SkillHost {
     return grantFor(this.live, skill, trust, this.context);
   }
 
-  /** Runs a skill for a caller. Never throws and never rejects: every end, a fault inside skillbox included, is a CallResult. */
+  /**
+   * Runs a skill for a caller. Never throws and never rejects: every end, a fault inside skillbox
+   * included, is a CallResult. `options.signal` cancels the call (E_CANCELLED); so does close().
+   */
   call(name: string, input: unknown, options: CallOptions = {}): Promise<CallResult> {
-    const p = runCall(this.context, name, input, options);
+    // Each call gets its own controller: close() aborts it, and so does the caller's signal.
+    const controller = new AbortController();
+    const given = options.signal instanceof AbortSignal ? options.signal : undefined;
+    const follow = () => controller.abort(given?.reason);
+    if (given?.aborted) follow();
+    else given?.addEventListener("abort", follow, { once: true });
+    const p = runCall(this.context, name, input, { ...options, signal: controller.signal });
     this.inflight.add(p);
+    this.controllers.add(controller);
     // Both branches handled: bookkeeping can never leave a rejected promise behind.
     const forget = () => {
       this.inflight.delete(p);
+      this.controllers.delete(controller);
+      given?.removeEventListener("abort", follow);
     };
     p.then(forget, forget);
     return p;
@@ -329,10 +343,14 @@ export class SkillHost {
     return [DEFAULTS.policyFileName, DEFAULTS.policyFileName.replace(/\.yaml$/, ".toml")].map((f) => join(this.workspace, f)).find((f) => existsSync(f));
   }
 
-  /** Lets calls in flight finish (each ends by its own deadline), stops the sandbox workers and flushes the security log. */
+  /**
+   * Cancels the calls in flight (each ends at once as E_CANCELLED, nothing retried, no fallback,
+   * its processes killed), stops the sandbox workers and flushes the security log.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const c of this.controllers) c.abort(new Error("the host is shutting down"));
     await Promise.allSettled([...this.inflight]);
     await this.supervisor.close();
     if (this.audit.failures > 0) this.options.onWarning(`skillbox: ${this.audit.failures} security log event(s) could not be written to ${this.audit.file}`);

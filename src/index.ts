@@ -1,5 +1,5 @@
 export { SkillHost } from "./host.js";
-export type { CallOptions, Caller } from "./call/caller.js";
+export type { CallOptions, CallProgress, Caller } from "./call/caller.js";
 export type { CallResult } from "./call/result.js";
 export type { LoadProblem, SkillInfo, SkillSource } from "./registry/registry.js";
 export { resolveHostOptions, auditKeyFromEnv, AUDIT_KEY_ENV, DEFAULTS } from "./config/options.js";

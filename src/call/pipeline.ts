@@ -24,6 +24,7 @@ import { InputInvalidError, PermissionDeniedError, SkillError, SkillFailedError 
 import { round } from "../execution/attempt.js";
 import { execute } from "../execution/execute.js";
 import { SkillLogBudget } from "../execution/log-budget.js";
+import { cancelledBy } from "../execution/retry.js";
 import { runFallback } from "../execution/fallback.js";
 import { admit } from "./admission.js";
 import { authorizeCall, notFound } from "./authorize.js";
@@ -79,6 +80,7 @@ async function stages(ctx: CallContext, call: CallRecord, live: ReturnType<CallC
   events.start();
   // 0 host
   if (ctx.closed()) return end({ ok: false, error: new SkillFailedError("the host is closed") });
+  if (resolved.signal?.aborted) return end({ ok: false, error: cancelledBy(resolved.signal) });
   if (live.policy.audit.failMode === "closed" && !ctx.audit.healthy) {
     // "No action without a record": the policy refuses calls while the log cannot be written.
     return end({
@@ -113,17 +115,30 @@ async function stages(ctx: CallContext, call: CallRecord, live: ReturnType<CallC
     return refuse(admission.error, { rule: admission.rule, reason: admission.error.message, details: admission.error.details ?? null });
   }
   try {
-    const running = { callId, skill, grant: auth.grant, log: events.log, filterRequest: live.engine.filterRequest.bind(live.engine), logBudget: new SkillLogBudget(), depth };
+    const { signal, onProgress } = resolved;
+    const running = {
+      callId,
+      skill,
+      grant: auth.grant,
+      log: events.log,
+      filterRequest: live.engine.filterRequest.bind(live.engine),
+      logBudget: new SkillLogBudget(),
+      depth,
+      ...(signal ? { signal } : {}),
+      ...(onProgress ? { onProgress } : {}),
+    };
 
     // 5 execute (a filter that redacted something gave a new input; otherwise its JSON is reused)
     const run = await execute(ctx, running, admission.input === input ? inputJson : JSON.stringify(admission.input));
     call.attempts = run.attempts;
     let produced: { ok: true; output: unknown } | { ok: false; error: SkillError } = run;
+    // A cancelled call ends here, whatever its last attempt said: no fallback, no retry.
+    if (!run.ok && signal?.aborted) return end({ ok: false, error: run.error.code === "E_CANCELLED" ? run.error : cancelledBy(signal) });
     if (!run.ok) {
-      // 6 fallback
-      const fb = await runFallback(ctx, running, run.error, admission.input, (fbName, fbInput, fbDepth) => runCall(ctx, fbName, fbInput, { caller }, fbDepth, callId));
+      // 6 fallback (a fallback skill is part of this call: the same signal cancels it)
+      const fb = await runFallback(ctx, running, run.error, admission.input, (fbName, fbInput, fbDepth) => runCall(ctx, fbName, fbInput, { caller, ...(signal ? { signal } : {}) }, fbDepth, callId));
       call.fallback = fb.fallback;
-      produced = fb.result;
+      produced = fb.result.ok || !signal?.aborted ? fb.result : { ok: false, error: cancelledBy(signal) };
     }
     if (!produced.ok) return end(produced);
 

@@ -49,7 +49,10 @@ export interface SkillHostOptions {
    * in PostgreSQL, a connection URL), `table`; @default ".skillbox/audit.jsonl" in the workspace
    */
   audit?: string | AuditOptions;
-  /** sandbox worker processes; @default the number of cores, at least 2 */
+  /**
+   * Attempts that run at once, each in its own sandbox worker process (one more worker is kept
+   * started as a spare); further attempts wait, in order. @default max(2, number of cores)
+   */
   workers?: number;
   /**
    * Isolates prepared ahead, per skill and memory cap (perSkill) and in all per worker (max).

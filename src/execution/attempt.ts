@@ -12,7 +12,6 @@ import { OutputInvalidError, PermissionDeniedError } from "../errors.js";
 import type { LoadedSkill } from "../manifest/model.js";
 import { translateOutcome } from "../sandbox/outcome.js";
 import type { SkillCode } from "../sandbox/protocol.js";
-import { withDeadline } from "./deadline.js";
 import { clip, skillLogEntry } from "./log-budget.js";
 import { scopeBase, type ExecutionCall, type ExecutionEnv } from "./scope.js";
 
@@ -51,6 +50,13 @@ export async function runAttempt(env: ExecutionEnv, call: ExecutionCall, inputJs
     timeoutMs: limits.timeoutMs,
     outputBytes: limits.outputBytes,
     onCapability: (op, args) => dispatch(scope, op, args),
+    // Capability calls share the deadline the supervisor enforces: it starts when a worker takes the attempt.
+    onStart: () => {
+      scope.deadline = performance.now() + limits.timeoutMs;
+    },
+    // An abort ends the attempt at once (the worker is told to stop, and killed past the grace);
+    // the finally below kills every process the attempt started.
+    ...(call.signal ? { signal: call.signal } : {}),
   });
   cancel = handle.cancel;
   // The target is the skill's data (a 30 MB argument list is possible): the message and details carry it cut to size.
@@ -62,7 +68,8 @@ export async function runAttempt(env: ExecutionEnv, call: ExecutionCall, inputJs
     });
   };
   try {
-    const { outcome, cpuMs } = await withDeadline(handle.result, limits.timeoutMs, handle.cancel, skill.manifest.name);
+    // The supervisor owns the deadline (from when a worker takes the attempt): no timer here.
+    const { outcome, cpuMs } = await handle.result;
     if (denied) throw deniedError(denied);
     const { output } = translateOutcome(outcome, limits, skill.manifest.name);
     // The output schema is checked per attempt, so an invalid output can be retried or fall back.

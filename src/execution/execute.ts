@@ -7,13 +7,23 @@ import { asSkillError, SkillFailedError, type SkillError } from "../errors.js";
 import { runAttempt } from "./attempt.js";
 import { withRetry } from "./retry.js";
 import { callTmp, type CallTmp, type ExecutionCall, type ExecutionEnv } from "./scope.js";
+import type { CallProgress } from "../call/caller.js";
+
+/** Tells the caller's progress hook; a hook that throws changes nothing. */
+function progress(call: ExecutionCall, p: CallProgress): void {
+  try {
+    call.onProgress?.(p);
+  } catch {
+    // the caller's hook is not the call's business
+  }
+}
 
 export type Execution = { ok: true; output: unknown; attempts: number } | { ok: false; error: SkillError; attempts: number };
 
 export async function execute(env: ExecutionEnv, call: ExecutionCall, inputJson: string): Promise<Execution> {
-  const release = await env.slots.acquire();
+  const release = await env.slots.acquire(call.signal);
   if (typeof release !== "function") {
-    call.log("call.denied", { code: release.code, reason: "busy" }, "warn");
+    if (release.code !== "E_CANCELLED") call.log("call.denied", { code: release.code, reason: "busy" }, "warn");
     return { ok: false, error: release, attempts: 0 };
   }
   let tmp: CallTmp | undefined;
@@ -29,12 +39,25 @@ export async function execute(env: ExecutionEnv, call: ExecutionCall, inputJson:
       };
     }
     const dir = tmp.dir;
+    const plan = call.skill.manifest.retry;
     const result = await withRetry(
-      call.skill.manifest.retry,
-      (attempt) => runAttempt(env, call, inputJson, dir, attempt),
+      plan,
+      (attempt) => {
+        progress(call, { attempt, attempts: plan.attempts, retryDelayMs: 0, message: `attempt ${attempt} of ${plan.attempts}` });
+        return runAttempt(env, call, inputJson, dir, attempt);
+      },
       ({ attempt, error, retryDelayMs, willRetry }) => {
         call.log("attempt.end", { attempt, outcome: "error", code: error.code, message: error.message, retryable: error.retryable, willRetry, retryDelayMs }, "warn");
+        if (willRetry) {
+          progress(call, {
+            attempt: attempt + 1,
+            attempts: plan.attempts,
+            retryDelayMs,
+            message: `attempt ${attempt} of ${plan.attempts} failed (${error.code}); attempt ${attempt + 1} in ${Math.round(retryDelayMs)} ms`,
+          });
+        }
       },
+      call.signal,
     );
     return { ok: true, output: result.value, attempts: result.attempts };
   } catch (err) {

@@ -59,6 +59,9 @@ async function fallbackCommand(env: ExecutionEnv, call: ExecutionCall, command: 
   const { skill, grant } = call;
   const tmp = freshTmp();
   const children = new Set<ChildProcess>();
+  // Cancelling the call kills the fallback command (and its process group) at once.
+  const stop = () => killAll(children);
+  call.signal?.addEventListener("abort", stop, { once: true });
   try {
     const vars = { workspace: env.workspace, home: env.home, skill: skill.dir, tmp: tmp.dir };
     const [cmd, ...args] = command.map((part) => expandVars(part, vars));
@@ -74,6 +77,7 @@ async function fallbackCommand(env: ExecutionEnv, call: ExecutionCall, command: 
     if (run.exitCode !== 0) throw new SkillFailedError(`fallback command ${command.join(" ")} exited with ${run.exitCode ?? run.signal}: ${run.stderr.slice(0, 500)}`);
     return { exitCode: run.exitCode, stdout: run.stdout, stderr: run.stderr };
   } finally {
+    call.signal?.removeEventListener("abort", stop);
     killAll(children);
     tmp.remove();
   }

@@ -1,9 +1,8 @@
 import pRetry from "p-retry";
 import type { RetryOptions } from "../manifest/schema.js";
-import { asSkillError, SkillError } from "../errors.js";
+import { asSkillError, CancelledError, SkillError } from "../errors.js";
 
 export { asSkillError } from "../errors.js";
-export { withDeadline } from "./deadline.js";
 
 export interface AttemptInfo {
   attempt: number;
@@ -16,15 +15,24 @@ export interface AttemptInfo {
 /**
  * Runs `fn` up to `plan.attempts` times with exponential backoff (and jitter), retrying only
  * failures marked retryable. Resolves with the value and how many attempts ran; rejects with
- * the last SkillError and the attempt count.
+ * the last SkillError and the attempt count. When `signal` aborts, nothing more runs (the wait
+ * for the next attempt ends too) and it rejects with E_CANCELLED; the attempt the abort cut
+ * short is still reported to `onFailure`, as E_CANCELLED.
  */
-export async function withRetry<T>(plan: RetryOptions, fn: (attempt: number) => Promise<T>, onFailure: (info: AttemptInfo) => void): Promise<{ value: T; attempts: number }> {
+export async function withRetry<T>(plan: RetryOptions, fn: (attempt: number) => Promise<T>, onFailure: (info: AttemptInfo) => void, signal?: AbortSignal): Promise<{ value: T; attempts: number }> {
   let attempts = 0;
   try {
     const value = await pRetry(
       async (n) => {
         attempts = n;
-        return fn(n);
+        if (signal?.aborted) throw cancelledBy(signal);
+        try {
+          return await fn(n);
+        } catch (err) {
+          // p-retry reports no failure once the signal has aborted: the cut-short attempt is reported here.
+          if (signal?.aborted) onFailure({ attempt: n, error: isCancelled(err) ? asSkillError(err) : cancelledBy(signal), retryDelayMs: 0, willRetry: false });
+          throw err;
+        }
       },
       {
         retries: plan.attempts - 1,
@@ -32,6 +40,7 @@ export async function withRetry<T>(plan: RetryOptions, fn: (attempt: number) => 
         minTimeout: plan.initialDelayMs,
         maxTimeout: plan.maxDelayMs,
         randomize: plan.jitter,
+        ...(signal ? { signal } : {}),
         shouldRetry: ({ error }) => error instanceof SkillError && error.retryable,
         onFailedAttempt: ({ error, attemptNumber, retriesLeft, retryDelay }) => {
           const err = asSkillError(error);
@@ -42,6 +51,18 @@ export async function withRetry<T>(plan: RetryOptions, fn: (attempt: number) => 
     );
     return { value, attempts };
   } catch (err) {
-    throw Object.assign(asSkillError(err), { attempts });
+    const error = signal?.aborted && !isCancelled(err) ? cancelledBy(signal) : asSkillError(err);
+    throw Object.assign(error, { attempts });
   }
+}
+
+function isCancelled(err: unknown): boolean {
+  return err instanceof SkillError && err.code === "E_CANCELLED";
+}
+
+/** The E_CANCELLED error for an aborted signal; its reason, when it says something, is kept. */
+export function cancelledBy(signal: AbortSignal): SkillError {
+  const r: unknown = signal.reason;
+  const reason = r instanceof Error ? r.message : typeof r === "string" ? r : "cancelled by its caller";
+  return new CancelledError(`the call was cancelled: ${reason}`, { retryable: false, details: { reason } });
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import type { CallProgress } from "../call/caller.js";
 import type { Resolver } from "../capabilities/net.js";
 import type { LoadedSkill } from "../manifest/model.js";
 import type { OutgoingRequest, RequestFilterResult } from "../policy/engine/filters.js";
@@ -41,6 +42,10 @@ export interface ExecutionCall {
   skill: LoadedSkill;
   grant: Grant;
   log: CallLog;
+  /** aborted when the call is cancelled (its caller's signal, or the host shutting down) */
+  signal?: AbortSignal;
+  /** hears each attempt start and each retry scheduled (CallOptions.onProgress) */
+  onProgress?: (progress: CallProgress) => void;
   /** the policy version's request filters over what ctx.fetch sends (URL, headers, body; raw and decoded) */
   filterRequest(request: OutgoingRequest, log: CallLog): RequestFilterResult;
   /** this call's ctx.log budget, shared by its attempts */

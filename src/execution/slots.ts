@@ -1,4 +1,4 @@
-import { RateLimitedError, type SkillError } from "../errors.js";
+import { CancelledError, RateLimitedError, type SkillError } from "../errors.js";
 
 /**
  * The host's concurrency limit, and its only owner: at most `maxConcurrent` calls execute at
@@ -14,8 +14,13 @@ export class Slots {
     readonly maxQueued: number,
   ) {}
 
-  /** Takes a slot, waiting in line if need be. Resolves to the release function, or E_RATE_LIMITED when the line is full. */
-  async acquire(): Promise<(() => void) | SkillError> {
+  /**
+   * Takes a slot, waiting in line if need be. Resolves to the release function, E_RATE_LIMITED
+   * when the line is full, or E_CANCELLED when `signal` aborts first (a waiting call leaves the line).
+   */
+  async acquire(signal?: AbortSignal): Promise<(() => void) | SkillError> {
+    const cancelled = () => new CancelledError("cancelled while waiting for a slot", { details: { reason: "cancelled while waiting for a slot" } });
+    if (signal?.aborted) return cancelled();
     if (this.running >= this.maxConcurrent) {
       if (this.waiting.length >= this.maxQueued) {
         return new RateLimitedError(
@@ -24,7 +29,20 @@ export class Slots {
         );
       }
       // The releasing call hands its slot over directly, so no newcomer can slip in between.
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      const granted = await new Promise<boolean>((resolve) => {
+        const wake = () => {
+          signal?.removeEventListener("abort", leave);
+          resolve(true);
+        };
+        const leave = () => {
+          const i = this.waiting.indexOf(wake);
+          if (i >= 0) this.waiting.splice(i, 1);
+          resolve(false);
+        };
+        this.waiting.push(wake);
+        signal?.addEventListener("abort", leave, { once: true });
+      });
+      if (!granted) return cancelled();
     } else this.running++;
     let released = false;
     return () => {

@@ -20,11 +20,7 @@ export interface RunRequest {
   outputBytes: number;
 }
 
-export type ToWorker =
-  | { t: "load"; code: SkillCode }
-  | RunRequest
-  | { t: "cancel"; id: number }
-  | { t: "capResult"; id: number; reqId: number; reply: string };
+export type ToWorker = { t: "load"; code: SkillCode } | RunRequest | { t: "cancel"; id: number } | { t: "capResult"; id: number; reqId: number; reply: string };
 
 /** How one attempt ended inside the worker, before translation into a SkillError. */
 export type RunOutcome =

@@ -40,6 +40,8 @@ export interface RunSpec {
   onCapability: (op: string, args: string) => Promise<string>;
   /** aborting it ends the attempt at once as `cancelled` */
   signal?: AbortSignal;
+  /** called when a worker takes the attempt: its deadline starts now */
+  onStart?: () => void;
 }
 
 export interface RunResult {
@@ -269,22 +271,22 @@ export class Supervisor {
     for (const w of this.workers) w.refresh();
     try {
       await Promise.all(
-      this.workers.map(
-        (w) =>
-          new Promise<void>((resolve) => {
-            if (w.started || !w.alive) return resolve();
-            const onMsg = (m: FromWorker) => {
-              if (m.t === "ready") done();
-            };
-            const done = () => {
-              w.child.off("message", onMsg);
-              w.child.off("exit", done);
-              resolve();
-            };
-            w.child.on("message", onMsg);
-            w.child.once("exit", done);
-          }),
-      ),
+        this.workers.map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (w.started || !w.alive) return resolve();
+              const onMsg = (m: FromWorker) => {
+                if (m.t === "ready") done();
+              };
+              const done = () => {
+                w.child.off("message", onMsg);
+                w.child.off("exit", done);
+                resolve();
+              };
+              w.child.on("message", onMsg);
+              w.child.once("exit", done);
+            }),
+        ),
       );
     } finally {
       this.warming--;
@@ -325,6 +327,7 @@ export class Supervisor {
       this.waiting.shift();
       this.running++;
       a.worker = w;
+      a.spec.onStart?.();
       w.start(a);
       a.deadline = setTimeout(() => this.end(a, { kind: "engine", reason: "timeout", message: `did not finish within ${a.spec.timeoutMs} ms` }), a.spec.timeoutMs);
     }
@@ -366,6 +369,10 @@ export class Supervisor {
   /** @internal A worker confirmed its attempt: recycle it if it is worn, watch it if it was stopped. */
   afterAttempt(w: WorkerProcess, wasStopped: boolean): void {
     if (this.closed) return;
+    if (!this.spareWanted) {
+      this.spareWanted = true;
+      this.topUp();
+    }
     if (w.attemptsRun >= this.recycleAfterAttempts || w.rssBytes > this.recycleRssBytes) {
       this.recycled++;
       this.retire(w);
@@ -381,15 +388,21 @@ export class Supervisor {
     if (w.alive) w.child.kill("SIGKILL");
   }
 
-  /** Keeps `size` + 1 workers started or starting. */
+  /**
+   * Keeps `size` workers started or starting, and one spare once the first attempt has ended (so
+   * a one-shot host, like `skillbox run`, does not pay for a spare it never uses, and the spare
+   * never starts on the core serving the first call).
+   */
   private topUp(): void {
     if (this.closed) return;
-    while (this.workers.length < this.size + 1) this.workers.push(new WorkerProcess(this));
+    while (this.workers.length < this.size + (this.spareWanted ? 1 : 0)) this.workers.push(new WorkerProcess(this));
   }
+  private spareWanted = false;
 
   /** @internal called by a worker that exited */
   forget(w: WorkerProcess): void {
     this.workers = this.workers.filter((x) => x !== w);
+    this.spareWanted = true;
     this.topUp();
     this.dispatch();
   }

@@ -62,7 +62,14 @@ process.on("unhandledRejection", () => undefined);
 
 async function run(req: RunRequest): Promise<void> {
   if (current) {
-    sendToHost({ t: "done", id: req.id, outcome: { kind: "engine", reason: "internal", message: "the worker was already running an attempt" }, cpuMs: 0, rssBytes: process.memoryUsage.rss(), ready: pool.readyKeys() });
+    sendToHost({
+      t: "done",
+      id: req.id,
+      outcome: { kind: "engine", reason: "internal", message: "the worker was already running an attempt" },
+      cpuMs: 0,
+      rssBytes: process.memoryUsage.rss(),
+      ready: pool.readyKeys(),
+    });
     return;
   }
   const me: Current = { id: req.id, cancelled: false, isolate: undefined, pending: new Map() };

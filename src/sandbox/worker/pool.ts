@@ -87,7 +87,10 @@ export class IsolatePool {
       if (list.length === 0) this.slots.delete(key);
       if (!slot) continue;
       this.count--;
-      void slot.isolate.then((p) => p.dispose(), () => undefined);
+      void slot.isolate.then(
+        (p) => p.dispose(),
+        () => undefined,
+      );
       return true;
     }
     return false;
