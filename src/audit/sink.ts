@@ -34,6 +34,8 @@ export class ChainSink implements LineSink {
   private inlineScheduled = false;
   private preflightOk = true;
   private closed = false;
+  /** close() has asked the writer thread to finish: its exit is expected from then on. */
+  private closing = false;
   private lastStatus = "";
   private readonly signer: ReturnType<typeof signerOf>;
 
@@ -169,6 +171,7 @@ export class ChainSink implements LineSink {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.closing = true;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.request("close"), new Promise<void>((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
     clearTimeout(timer);
@@ -189,6 +192,8 @@ export class ChainSink implements LineSink {
 
   private threadLost(err?: Error): void {
     if (this.inline || this.closed) return;
+    // The thread ends itself once it has answered close(); that is no loss when it wrote everything.
+    if (this.closing && !err && this.pending.length === 0 && this.posted === Atomics.load(this.ctrl, SLOT.processed)) return;
     this.worker = undefined;
     const unwritten = this.posted - Atomics.load(this.ctrl, SLOT.processed);
     this.inline = new FileWriter({ ...this.config, signer: this.signer, onStatus: this.onStatus });
