@@ -13,6 +13,8 @@ import { buildView } from "./view.js";
 
 export const MAX_OUTPUT_BYTES = 1024 * 1024;
 const MAX_ARGS = 256;
+/** Characters of all arguments of one exec together (the kernel's own limit is about 2 MB). */
+export const MAX_ARGS_TOTAL_CHARS = 256 * 1024;
 /** How long output is still collected after an unconfined child exited while something else holds its pipes. */
 const EXIT_DRAIN_MS = 250;
 
@@ -92,6 +94,9 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   if (!Array.isArray(rawArgs) || rawArgs.length > MAX_ARGS || !rawArgs.every((a) => typeof a === "string" && !a.includes("\0") && a.length <= 65536)) {
     throw new CapabilityFailure(`exec: args must be an array of at most ${MAX_ARGS} strings without NUL bytes`);
   }
+  const argChars = (rawArgs as string[]).reduce((n, a) => n + a.length, 0);
+  // Every argument is matched against the rules on the host's main thread: large data goes on stdin.
+  if (argChars > MAX_ARGS_TOTAL_CHARS) throw new CapabilityFailure(`exec: args are ${argChars} characters in all, more than ${MAX_ARGS_TOTAL_CHARS}; pass large data on stdin`);
   const command = rawCommand;
   const args = rawArgs as string[];
   const opts = (rawOptions ?? {}) as { cwd?: unknown; stdin?: unknown; timeoutMs?: unknown };

@@ -89,9 +89,31 @@ function hasDotDot(arg: string): boolean {
 
 type ArgMatch = { ok: true; path?: PathArgument } | { ok: false };
 
+/**
+ * Characters of argument text one decision may run through patterns (every rule, every pattern
+ * tried, declared and ceiling). Matching is linear but not free (the linear engine is pure
+ * JavaScript, on the host's main thread): 256 arguments of 64 KB against a glob took about 2 s
+ * per rule, and a skill can start 16 such execs at once. About 0.1 s of matching at most.
+ */
+export const MAX_ARG_MATCH_CHARS = 1024 * 1024;
+
+/** What one decision may still spend on matching arguments; shared by every rule it tries. */
+export interface ArgMatchBudget {
+  charsLeft: number;
+}
+
+class ArgBudgetSpent extends Error {}
+
+function spendOn(budget: ArgMatchBudget | undefined, chars: number): void {
+  if (!budget) return;
+  budget.charsLeft -= chars;
+  if (budget.charsLeft < 0) throw new ArgBudgetSpent();
+}
+
 /** Whether one argument matches one pattern; a path pattern checks the path like a ctx.fs access. */
-function matchArg(grant: Grant, pattern: ArgPattern, arg: string, ctx: ArgContext): ArgMatch {
+function matchArg(grant: Grant, pattern: ArgPattern, arg: string, ctx: ArgContext, budget?: ArgMatchBudget): ArgMatch {
   const vars: PathVars = { ...grant.vars, tmp: ctx.tmpDir };
+  spendOn(budget, arg.length + 1);
   if (typeof pattern === "string") {
     if (!isRegexPattern(pattern) && hasDotDot(arg)) return { ok: false };
     try {
@@ -117,13 +139,13 @@ function matchArg(grant: Grant, pattern: ArgPattern, arg: string, ctx: ArgContex
 }
 
 /** Whether a rule allows this command with exactly these arguments (each must match one pattern; no patterns: no arguments). */
-export function processRuleAllows(grant: Grant, rule: ProcessRule, command: string, args: readonly string[], ctx: ArgContext): { ok: true; paths: PathArgument[] } | { ok: false; badArg?: string } {
+export function processRuleAllows(grant: Grant, rule: ProcessRule, command: string, args: readonly string[], ctx: ArgContext, budget?: ArgMatchBudget): { ok: true; paths: PathArgument[] } | { ok: false; badArg?: string } {
   if (rule.command !== command) return { ok: false };
   const paths: PathArgument[] = [];
   for (const a of args) {
     let matched: ArgMatch = { ok: false };
     for (const p of rule.args ?? []) {
-      matched = matchArg(grant, p, a, ctx);
+      matched = matchArg(grant, p, a, ctx, budget);
       if (matched.ok) break;
     }
     if (!matched.ok) return { ok: false, badArg: a };
@@ -157,11 +179,22 @@ export function describeProcessRule(r: ProcessRule): string {
  * The network is allowed only when the declared rule and a ceiling rule allowing the run both say so.
  */
 export function checkProcess(grant: Grant, command: string, args: readonly string[], ctx: ArgContext = lexicalContext(grant)): ProcessDecision {
+  const budget: ArgMatchBudget = { charsLeft: MAX_ARG_MATCH_CHARS };
+  try {
+    return decideProcess(grant, command, args, ctx, budget);
+  } catch (err) {
+    if (!(err instanceof ArgBudgetSpent)) throw err;
+    const total = args.reduce((n, a) => n + a.length, 0);
+    return { allowed: false, rule: "arguments", reason: `checking ${args.length} argument(s) of ${total} characters against the rules for ${command} takes more than ${MAX_ARG_MATCH_CHARS} characters of matching; pass large data on stdin or in a file` };
+  }
+}
+
+function decideProcess(grant: Grant, command: string, args: readonly string[], ctx: ArgContext, budget: ArgMatchBudget): ProcessDecision {
   let declared: ProcessRule | undefined;
   let paths: PathArgument[] = [];
   let badArg: string | undefined;
   for (const r of grant.process) {
-    const m = processRuleAllows(grant, r, command, args, ctx);
+    const m = processRuleAllows(grant, r, command, args, ctx, budget);
     if (m.ok) {
       declared = r;
       paths = m.paths;
@@ -177,7 +210,7 @@ export function checkProcess(grant: Grant, command: string, args: readonly strin
       reason: sameCommand ? `argument ${JSON.stringify((badArg ?? "").slice(0, 200))} matches none of the patterns ${grant.skill} declares for ${command} (paths are checked like file accesses)` : `the manifest of ${grant.skill} declares no permission to run ${command}`,
     };
   }
-  const ceilings = grant.ceilingProcess.filter((r) => processRuleAllows(grant, r, command, args, ctx).ok);
+  const ceilings = grant.ceilingProcess.filter((r) => processRuleAllows(grant, r, command, args, ctx, budget).ok);
   if (ceilings.length === 0) {
     return { allowed: false, rule: `ceiling:${grant.trust}`, reason: `trust level "${grant.trust}" does not allow running ${[command, ...args].join(" ").slice(0, 500)}` };
   }
