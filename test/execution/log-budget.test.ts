@@ -56,10 +56,11 @@ describe("a skill cannot flood the security log", () => {
     expect(last["fields"]).toMatchObject({ truncated: true });
   });
 
-  it("a denied ctx.exec with megabytes of arguments logs a bounded event, with the full lengths noted", async () => {
+  // 250 K characters: more in all is refused before any check (test/adversarial/exec-arg-flood.test.ts)
+  it("a denied ctx.exec with hundreds of kilobytes of arguments logs a bounded event, with the full lengths noted", async () => {
     const fx = fixture();
     writeSkill(fx.skills, "spray", "", {
-      "index.js": `export default async (i, ctx) => { const args = Array.from({ length: 250 }, (_, n) => n + "-" + "a".repeat(8000)); await ctx.exec("cat", args); };`,
+      "index.js": `export default async (i, ctx) => { const args = Array.from({ length: 250 }, (_, n) => n + "-" + "a".repeat(990)); await ctx.exec("cat", args); };`,
     });
     host = await fx.open();
     const before = statSync(fx.auditFile).size;
@@ -69,7 +70,7 @@ describe("a skill cannot flood the security log", () => {
     const events = await fx.events();
     const cap = events.find((e) => e["event"] === "capability" && e["decision"] === "deny")!;
     expect(String(cap["target"]).length).toBeLessThan(1100);
-    expect(cap["targetLength"]).toBeGreaterThan(2_000_000);
+    expect(cap["targetLength"]).toBeGreaterThan(240_000);
     const exec = events.find((e) => e["event"] === "process.exec")!;
     expect(exec["args"]).toHaveLength(32);
     expect(exec).toMatchObject({ argsCount: 250 });
