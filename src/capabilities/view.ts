@@ -131,7 +131,7 @@ export async function buildView(req: ViewRequest): Promise<ConfineSpec> {
       continue;
     }
     if (rootClass === "readonly") readOnly.push(root);
-    await walk(req, root, pathArgs, masks, readOnly, budget, 0);
+    await walk(req, root, pathArgs, masks, readOnly, budget, 0, rootClass === "readonly");
   }
   return {
     binds: [...binds.entries()].map(([path, write]): Bind => ({ path, write })),
@@ -176,7 +176,11 @@ function classify(req: ViewRequest, path: string, pathArgs: ReadonlySet<string>,
   return protectedPath ? "readonly" : "keep";
 }
 
-async function walk(req: ViewRequest, dir: string, pathArgs: ReadonlySet<string>, masks: Mask[], readOnly: string[], budget: { entries: number }, depth: number): Promise<void> {
+/**
+ * `roAbove`: `dir` is shown read-only already (its bind is recursive), so what lies in it needs no
+ * read-only mount of its own, only masks: a .git folder with thousands of objects is one mount.
+ */
+async function walk(req: ViewRequest, dir: string, pathArgs: ReadonlySet<string>, masks: Mask[], readOnly: string[], budget: { entries: number }, depth: number, roAbove = false): Promise<void> {
   if (depth > MAX_VIEW_DEPTH) throw tooLarge(`folders nested deeper than ${MAX_VIEW_DEPTH} levels under ${dir}`);
   let handle;
   try {
@@ -191,9 +195,9 @@ async function walk(req: ViewRequest, dir: string, pathArgs: ReadonlySet<string>
     const c = classify(req, path, pathArgs, isDir);
     if (c === "mask") masks.push({ path, kind: isDir ? "dir" : "file" });
     else if (c === "readonly") {
-      readOnly.push(path);
-      if (isDir) await walk(req, path, pathArgs, masks, readOnly, budget, depth + 1);
-    } else if (c === "descend") await walk(req, path, pathArgs, masks, readOnly, budget, depth + 1);
+      if (!roAbove) readOnly.push(path);
+      if (isDir) await walk(req, path, pathArgs, masks, readOnly, budget, depth + 1, true);
+    } else if (c === "descend") await walk(req, path, pathArgs, masks, readOnly, budget, depth + 1, roAbove);
     if (masks.length + readOnly.length > MAX_VIEW_MOUNTS) throw tooLarge(`more than ${MAX_VIEW_MOUNTS} paths to hide or protect inside the granted folders`);
   }
 }
