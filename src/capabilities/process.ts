@@ -4,11 +4,13 @@ import { readdir, readFile } from "node:fs/promises";
 import { accessSync, constants, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { checkFileAccess } from "../policy/check.js";
+import { CONTROL_PLANE_RULE } from "../policy/control-plane.js";
 import type { Decision, Grant } from "../policy/model.js";
 import { checkProcess } from "../policy/process.js";
 import { BWRAP_INSTALL_HINT, bwrapArgs, detectBwrap, type DetectOptions, type SandboxMode } from "./confine.js";
 import { CapabilityFailure, PermissionDenied } from "./errors.js";
 import { resolvePath, type ResolvedPath } from "./paths.js";
+import { snapshotBeforeRun, sweepAfterRun, writableRoots } from "./sweep.js";
 import { buildView } from "./view.js";
 
 export const MAX_OUTPUT_BYTES = 1024 * 1024;
@@ -28,6 +30,11 @@ export interface ExecScope {
   record(op: string, target: string, decision: Decision, extra?: Record<string, unknown>): void;
   /** one `process.exec` event per run or refusal */
   logExec(fields: Record<string, unknown>): void;
+  /**
+   * Called when the process created a control-plane entry (removed again): the attempt ends with
+   * E_PERMISSION_DENIED, the skill still gets the result. Without it (a fallback command) the exec throws.
+   */
+  denied?(err: PermissionDenied): void;
   /** overrides the grant's sandbox mode, or says where to find bwrap */
   sandbox?: Partial<SandboxSetting>;
 }
@@ -143,6 +150,7 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   const left = scope.deadline - performance.now();
   if (left <= 0) throw new CapabilityFailure("exec: no time left in this attempt", true);
   const timeoutMs = Math.max(1, Math.min(left, typeof opts.timeoutMs === "number" && opts.timeoutMs > 0 ? opts.timeoutMs : left));
+  const before = await snapshotBeforeRun(scope.grant.controlPlane, await writableRoots(scope.grant, decision.paths));
   scope.record("exec", target, decision);
 
   const started = performance.now();
@@ -210,7 +218,29 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   if (marker && drained) await reapMarked([marker]);
   scope.children.delete(child);
   scope.logExec({ command, resolved: executable, args, cwd, decision: "allow", rule: decision.rule, sandbox: sandboxName, network: sandboxName === "bwrap" ? decision.network : true, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, truncated, timedOut });
+  const denial = await sweepControlPlane(scope, before);
+  if (denial) {
+    if (!scope.denied) throw denial;
+    scope.denied(denial);
+  }
   return result;
+}
+
+/**
+ * After the process (confined: with all its descendants) is gone: what it created of the control
+ * plane in its writable folders is removed and logged as a denial (op `exec.created`).
+ */
+async function sweepControlPlane(scope: ExecScope, before: Awaited<ReturnType<typeof snapshotBeforeRun>>): Promise<PermissionDenied | undefined> {
+  const { removed, overflow } = await sweepAfterRun(scope.grant.controlPlane, before);
+  let first: PermissionDenied | undefined;
+  const deny = (path: string, reason: string) => {
+    const d = { allowed: false as const, rule: CONTROL_PLANE_RULE, reason };
+    scope.record("exec.created", path, d);
+    first ??= new PermissionDenied("exec.created", path, d);
+  };
+  for (const path of removed) deny(path, "the process created it in a folder it may write; git runs hooks and config commands from .git outside any sandbox, and no skill may create control-plane paths (removed)");
+  if (overflow) deny(before.roots.join(", "), `${overflow}: a control-plane path the process may have created cannot be ruled out`);
+  return first;
 }
 
 export function killAll(children: Set<ChildProcess>): void {
