@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { AuditLog, auditFromPolicy } from "./audit/log.js";
 import { BWRAP_INSTALL_HINT, detectBwrap } from "./capabilities/confine.js";
+import { bwrapWorker } from "./sandbox/confine-worker.js";
 import { HostControlPlane, type ControlPlaneSources } from "./capabilities/control-plane.js";
 import { Metrics, type MetricsSnapshot } from "./audit/metrics.js";
 import { dropGrants, grantFor } from "./call/authorize.js";
@@ -69,7 +70,7 @@ export class SkillHost {
     this.home = safeRealpath(homedir());
     this.live = this.makeLive(policy);
     this.audit = new AuditLog({ ...auditFromPolicy(policy.audit), ...options.audit, redact: policy.audit.redact, onError: options.onWarning, failMode: () => (this.live ?? { policy }).policy.audit.failMode });
-    this.supervisor = new Supervisor({ workers: options.workers, pool: options.pool });
+    this.supervisor = new Supervisor({ workers: options.workers, pool: options.pool, onWarning: options.onWarning });
     this.counters = new Metrics(
       () => this.audit.failures,
       () => this.supervisor.kills,
@@ -117,6 +118,7 @@ export class SkillHost {
       throw new InputInvalidError((err as Error).message, { details: { option: "state" } });
     }
     const host = new SkillHost(resolved, policy, state);
+    await host.confineWorkers();
     host.reload();
     try {
       selfTest(policy, (n) => host.registry.get(n), { workspace: host.workspace, home: host.home }, resolved.onWarning);
@@ -167,6 +169,19 @@ export class SkillHost {
   private controlPlaneSources(): ControlPlaneSources {
     const skillDirs = [this.skillsDir, ...(this.registry?.all() ?? []).filter((s) => !s.dir.startsWith("/registered/")).map((s) => s.dir)];
     return { workspace: this.workspace, policyFile: this.options.policyFile, skillDirs, stateDir: this.stateDir, auditFiles: this.audit.controlFiles };
+  }
+
+  /**
+   * Where bwrap works and the policy does not turn the sandbox off, every worker process runs
+   * inside it (no network, its own namespaces, only node and the package visible). Otherwise the
+   * workers run unconfined, with one warning (not under `off`: that was the policy's choice).
+   */
+  private async confineWorkers(): Promise<void> {
+    const mode = this.live.policy.process.sandbox;
+    if (mode === "off") return;
+    const s = await detectBwrap();
+    if (s.available) this.supervisor.confine(bwrapWorker(s.path));
+    else this.options.onWarning(`skillbox: warning: sandbox worker processes run unconfined (no bubblewrap): ${s.reason}; ${BWRAP_INSTALL_HINT}`);
   }
 
   /** One warning at start when skills may start processes that cannot be confined here. */

@@ -26,6 +26,16 @@ export interface SupervisorOptions {
    * arguments. @default runs node directly
    */
   wrap?: (node: string, args: string[]) => { command: string; args: string[] };
+  /** the worker script (tests use one that cannot start); @default the built worker */
+  workerPath?: string;
+  /** consecutive workers dying before they are ready after which the supervisor gives up; @default 5 */
+  maxStartFailures?: number;
+  /** wait before restarting after the first failed start, doubling each time up to restartMaxMs; @default 100 */
+  restartFirstMs?: number;
+  /** @default 5000 */
+  restartMaxMs?: number;
+  /** told once when workers cannot start */
+  onWarning?: (message: string) => void;
 }
 
 export interface RunSpec {
@@ -75,6 +85,8 @@ interface Attempt {
  */
 class WorkerProcess {
   readonly child: ChildProcess;
+  /** the node process's id once ready (under bwrap: the wrapper's descendant) */
+  private nodePid: number | undefined;
   alive = true;
   started = false;
   /** the attempt it runs, until its `done` arrives (even after the attempt was settled) */
@@ -96,7 +108,7 @@ class WorkerProcess {
 
   constructor(private readonly sup: Supervisor) {
     const env = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", NODE_ENV: "production", SKILLBOX_POOL: JSON.stringify(sup.pool) };
-    const nodeArgs = ["--no-node-snapshot", WORKER_PATH];
+    const nodeArgs = ["--no-node-snapshot", sup.workerPath];
     const common = {
       serialization: "advanced" as const,
       stdio: ["ignore", "ignore", "pipe", "ipc"] as ("ignore" | "pipe" | "ipc")[],
@@ -109,7 +121,7 @@ class WorkerProcess {
       const { command, args } = sup.wrap(process.execPath, nodeArgs);
       this.child = spawn(command, args, common);
     } else {
-      this.child = fork(WORKER_PATH, [], { ...common, execArgv: ["--no-node-snapshot"] });
+      this.child = fork(sup.workerPath, [], { ...common, execArgv: ["--no-node-snapshot"] });
     }
     this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
     this.child.stderr?.on("data", (chunk: Buffer) => {
@@ -119,6 +131,12 @@ class WorkerProcess {
     this.child.on("exit", (code, signal) => this.onExit(code, signal));
     this.child.on("error", () => undefined);
     this.refresh();
+  }
+
+  /** The worker's node process (before it is ready, under a wrapper: the deepest process so far). */
+  get pid(): number | undefined {
+    if (this.nodePid !== undefined || this.child.pid === undefined) return this.nodePid ?? this.child.pid;
+    return this.sup.wrap ? leafPid(this.child.pid) : this.child.pid;
   }
 
   /** Free to take an attempt now. */
@@ -177,6 +195,8 @@ class WorkerProcess {
     switch (m.t) {
       case "ready":
         this.started = true;
+        if (this.child.pid !== undefined) this.nodePid = this.sup.wrap ? leafPid(this.child.pid) : this.child.pid;
+        this.sup.started();
         this.refresh();
         this.sup.dispatch();
         break;
@@ -218,7 +238,8 @@ class WorkerProcess {
     this.current = undefined;
     if (a) this.sup.settle(a, { outcome: classifyWorkerExit(code, signal, this.stderrTail), cpuMs: 0 });
     this.refresh();
-    this.sup.forget(this);
+    if (!this.started && !this.stopping) this.sup.startFailed(this, code === null ? `signal ${signal}` : `exit code ${code}`);
+    else this.sup.forget(this);
   }
 }
 
@@ -241,7 +262,19 @@ export class Supervisor {
   readonly pool: { perSkill?: number; max?: number };
   readonly recycleAfterAttempts: number;
   readonly recycleRssBytes: number;
-  readonly wrap: SupervisorOptions["wrap"];
+  wrap: SupervisorOptions["wrap"];
+  readonly workerPath: string;
+  private readonly maxStartFailures: number;
+  private readonly restartFirstMs: number;
+  private readonly restartMaxMs: number;
+  private readonly onWarning: (message: string) => void;
+  /** workers that died before becoming ready, in a row */
+  private startFailures = 0;
+  /** set once workers failed to start maxStartFailures times in a row: why, for every attempt */
+  private broken: string | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+  /** worker processes started so far (tests bound restarts with it) */
+  spawned = 0;
   /** workers killed so far (for tests and metrics) */
   kills = 0;
   /** workers replaced after their attempt or memory budget */
@@ -254,6 +287,54 @@ export class Supervisor {
     this.recycleAfterAttempts = Math.max(1, options.recycleAfterAttempts ?? 2000);
     this.recycleRssBytes = (options.recycleRssMb ?? 384) * 1024 * 1024;
     this.wrap = options.wrap;
+    this.workerPath = options.workerPath ?? WORKER_PATH;
+    this.maxStartFailures = Math.max(1, options.maxStartFailures ?? 5);
+    this.restartFirstMs = options.restartFirstMs ?? 100;
+    this.restartMaxMs = options.restartMaxMs ?? 5000;
+    this.onWarning = options.onWarning ?? (() => undefined);
+  }
+
+  /** Sets how workers started from now on are wrapped (bwrap confinement, chosen once bwrap was probed). */
+  confine(wrap: SupervisorOptions["wrap"]): void {
+    this.wrap = wrap;
+  }
+
+  /** @internal a worker became ready: starts work again after failures */
+  started(): void {
+    this.startFailures = 0;
+    this.broken = undefined;
+  }
+
+  /**
+   * @internal A worker died before it was ready (isolated-vm cannot load, a bad wrapper, ...).
+   * It is restarted after an exponential back-off; after maxStartFailures in a row the supervisor
+   * stops, fails every waiting attempt at once and warns once. A new call then tries one start
+   * (at most one per restartMaxMs), so a fixed machine recovers without a restart loop.
+   */
+  startFailed(w: WorkerProcess, how: string): void {
+    this.workers = this.workers.filter((x) => x !== w);
+    if (this.closed) return;
+    this.startFailures++;
+    const last = w.stderrTail.trim().split("\n").at(-1)?.trim().slice(0, 300);
+    const why = `the sandbox worker process could not start (${how}${last ? `: ${last}` : ""})`;
+    if (this.startFailures >= this.maxStartFailures) {
+      if (this.broken === undefined) this.onWarning(`skillbox: warning: ${why}; gave up after ${this.startFailures} failed starts in a row`);
+      this.broken = why;
+      for (const a of this.waiting.splice(0)) this.settle(a, { outcome: { kind: "engine", reason: "crash", message: why }, cpuMs: 0 });
+      return;
+    }
+    this.scheduleRestart(Math.min(this.restartMaxMs, this.restartFirstMs * 2 ** (this.startFailures - 1)));
+  }
+
+  private scheduleRestart(delayMs: number): void {
+    if (this.restartTimer) return;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      this.topUp();
+      for (const x of this.workers) x.refresh();
+    }, delayMs);
+    // Keeps the host alive only while a call waits for a worker.
+    if (!this.waitsForStart) this.restartTimer.unref();
   }
 
   /** warm() calls in progress */
@@ -303,6 +384,12 @@ export class Supervisor {
       this.settle(a, { outcome: { kind: "engine", reason: "cancelled", message: "the sandbox is shutting down" }, cpuMs: 0 });
       return { result, cancel };
     }
+    if (this.broken !== undefined) {
+      this.settle(a, { outcome: { kind: "engine", reason: "crash", message: this.broken }, cpuMs: 0 });
+      // One more try in the background, at most once per restartMaxMs.
+      if (this.workers.length === 0) this.scheduleRestart(this.restartMaxMs);
+      return { result, cancel };
+    }
     if (spec.signal) {
       if (spec.signal.aborted) {
         this.settle(a, { outcome: { kind: "engine", reason: "cancelled", message: "cancelled by its caller" }, cpuMs: 0 });
@@ -312,6 +399,7 @@ export class Supervisor {
       spec.signal.addEventListener("abort", cancel, { once: true });
     }
     this.waiting.push(a);
+    this.restartTimer?.ref();
     this.topUp();
     this.dispatch();
     for (const w of this.workers) w.refresh();
@@ -394,8 +482,13 @@ export class Supervisor {
    * never starts on the core serving the first call).
    */
   private topUp(): void {
-    if (this.closed) return;
-    while (this.workers.length < this.size + (this.spareWanted ? 1 : 0)) this.workers.push(new WorkerProcess(this));
+    if (this.closed || this.restartTimer) return;
+    // Gave up: one worker at a time tries to start (scheduled by a new call), not the whole pool.
+    const want = this.broken !== undefined ? 1 : this.size + (this.spareWanted ? 1 : 0);
+    while (this.workers.length < want) {
+      this.spawned++;
+      this.workers.push(new WorkerProcess(this));
+    }
   }
   private spareWanted = false;
 
@@ -412,7 +505,7 @@ export class Supervisor {
    * If the worker has nothing in flight yet burns more than half a core, kill it.
    */
   private watchIdleCpu(w: WorkerProcess): void {
-    const pid = w.child.pid;
+    const pid = w.pid;
     if (pid === undefined || process.platform !== "linux") return;
     const before = cpuTicks(pid);
     const t = setTimeout(() => {
@@ -425,7 +518,7 @@ export class Supervisor {
 
   /** Worker process ids, workers killed and recycled so far, attempts running and waiting. */
   stats(): { workerPids: number[]; busyPids: number[]; kills: number; recycled: number; inflight: number; queued: number; preparedKeys: string[] } {
-    const pids = (ws: WorkerProcess[]) => ws.map((w) => w.child.pid).filter((p): p is number => p !== undefined);
+    const pids = (ws: WorkerProcess[]) => ws.map((w) => w.pid).filter((p): p is number => p !== undefined);
     return {
       workerPids: pids(this.workers),
       busyPids: pids(this.workers.filter((w) => w.current !== undefined)),
@@ -440,6 +533,7 @@ export class Supervisor {
   /** Cancels every attempt (waiting or running) and kills every worker; resolves once they are gone. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.restartTimer);
     for (const a of [...this.waiting]) this.end(a, { kind: "engine", reason: "cancelled", message: "the sandbox is shutting down" });
     const workers = this.workers;
     this.workers = [];
@@ -463,4 +557,19 @@ function cpuTicks(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The deepest single descendant of a process (bwrap -> its namespace init -> node); the process itself if it has none. */
+function leafPid(pid: number): number {
+  let at = pid;
+  for (let depth = 0; depth < 4; depth++) {
+    try {
+      const kids = readFileSync(`/proc/${at}/task/${at}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+      if (kids.length !== 1) break;
+      at = Number(kids[0]);
+    } catch {
+      break;
+    }
+  }
+  return at;
 }
