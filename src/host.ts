@@ -174,27 +174,28 @@ export class SkillHost {
   /**
    * Where bwrap works and the policy does not turn the sandbox off, every worker process runs
    * inside it (no network, its own namespaces, only node and the package visible). Otherwise the
-   * workers run unconfined, with one warning (not under `off`: that was the policy's choice).
+   * workers run unconfined, said by warnUnconfined's one warning (not under `off`: the policy's choice).
    */
   private async confineWorkers(): Promise<void> {
+    if (this.live.policy.process.sandbox === "off") return;
+    const s = await detectBwrap();
+    if (s.available) this.supervisor.confine(bwrapWorker(s.path));
+  }
+
+  /** One warning at start when the sandbox workers, and processes skills may start, cannot be confined here. */
+  private async warnUnconfined(): Promise<void> {
     const mode = this.live.policy.process.sandbox;
     if (mode === "off") return;
     const s = await detectBwrap();
-    if (s.available) this.supervisor.confine(bwrapWorker(s.path));
-    else this.options.onWarning(`skillbox: warning: sandbox worker processes run unconfined (no bubblewrap): ${s.reason}; ${BWRAP_INSTALL_HINT}`);
-  }
-
-  /** One warning at start when skills may start processes that cannot be confined here. */
-  private async warnUnconfined(): Promise<void> {
-    const mode = this.live.policy.process.sandbox;
-    const runsProcesses = this.registry.all().some((s) => s.manifest.permissions.process.length > 0 || (s.manifest.fallback !== undefined && "command" in s.manifest.fallback));
-    if (mode === "off" || !runsProcesses) return;
-    const s = await detectBwrap();
     if (s.available) return;
+    const runsProcesses = this.registry.all().some((s) => s.manifest.permissions.process.length > 0 || (s.manifest.fallback !== undefined && "command" in s.manifest.fallback));
+    const workers = "sandbox worker processes run unconfined";
     this.options.onWarning(
-      mode === "required"
-        ? `skillbox: warning: processes started by skills will be refused: the policy requires a sandbox (process.sandbox: required) and ${s.reason}; ${BWRAP_INSTALL_HINT}`
-        : `skillbox: warning: processes started by skills run unconfined (sandbox "none"): ${s.reason}; ${BWRAP_INSTALL_HINT}`,
+      !runsProcesses
+        ? `skillbox: warning: ${workers}: ${s.reason}; ${BWRAP_INSTALL_HINT}`
+        : mode === "required"
+          ? `skillbox: warning: processes started by skills will be refused: the policy requires a sandbox (process.sandbox: required) and ${s.reason}; ${workers}; ${BWRAP_INSTALL_HINT}`
+          : `skillbox: warning: processes started by skills run unconfined (sandbox "none"), and so do ${workers.replace(" run unconfined", "")}: ${s.reason}; ${BWRAP_INSTALL_HINT}`,
     );
   }
 

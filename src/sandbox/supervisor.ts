@@ -188,7 +188,23 @@ class WorkerProcess {
   kill(): void {
     if (!this.alive) return;
     this.sup.kills++;
+    this.terminate();
+  }
+
+  /**
+   * SIGKILLs the worker. Under bwrap the child is bwrap itself: its node is killed too (by pid),
+   * since a bwrap killed while still setting up may not have armed --die-with-parent yet.
+   */
+  terminate(): void {
+    const node = this.pid;
     this.child.kill("SIGKILL");
+    if (this.sup.wrap && node !== undefined && node !== this.child.pid) {
+      try {
+        process.kill(node, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
   }
 
   private onMessage(m: FromWorker): void {
@@ -233,6 +249,10 @@ class WorkerProcess {
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.alive = false;
+    // Let go of the pipes: a process left behind inside the wrapper (see terminate) then sees
+    // its channel close and exits, and never keeps the host alive.
+    this.child.stderr?.destroy();
+    if (this.child.connected) this.child.disconnect();
     clearTimeout(this.killTimer);
     const a = this.current;
     this.current = undefined;
@@ -473,7 +493,7 @@ export class Supervisor {
     w.stopping = true;
     this.workers = this.workers.filter((x) => x !== w);
     this.topUp();
-    if (w.alive) w.child.kill("SIGKILL");
+    if (w.alive) w.terminate();
   }
 
   /**
@@ -542,7 +562,7 @@ export class Supervisor {
       w.stopping = true;
       w.awaited = w.alive;
       w.refresh();
-      if (w.alive) w.child.kill("SIGKILL");
+      if (w.alive) w.terminate();
     }
     await Promise.all(workers.map((w) => w.exited));
   }
