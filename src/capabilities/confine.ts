@@ -97,11 +97,13 @@ export interface Bind {
   write: boolean;
 }
 
-/** A path inside a bound area that the process must not see: replaced by an empty file or folder. */
-export interface Mask {
-  path: string;
-  kind: "file" | "dir";
-}
+/**
+ * A path inside a bound area that the process must not see: replaced by an empty file or folder,
+ * or (`replica`) by a prepared read-only folder of empty placeholders with the same names (one
+ * mount for a folder whose files are all hidden). `restore` shows a host path again inside a
+ * replica (its subfolders that are not hidden). Applied in the order given.
+ */
+export type Mask = { path: string; kind: "file" | "dir" } | { path: string; kind: "replica"; source: string } | { path: string; kind: "restore"; write: boolean };
 
 export interface ConfineSpec {
   /** host paths shown at the same place (folders or files); applied shortest first, so deeper ones win */
@@ -110,6 +112,8 @@ export interface ConfineSpec {
   masks?: Mask[];
   /** paths inside writable binds made read-only again (applied after binds, before masks) */
   readOnly?: string[];
+  /** a host folder holding the replicas of `masks`, removed after the run */
+  scratch?: string;
   /** share the host's network; otherwise the process has only its own loopback */
   network: boolean;
   /** working folder inside (must be visible) */
@@ -193,6 +197,8 @@ export function bwrapArgs(spec: ConfineSpec): string[] {
   for (const p of spec.readOnly ?? []) a.push("--ro-bind", p, p);
   for (const m of spec.masks ?? []) {
     if (m.kind === "dir") a.push("--tmpfs", m.path, "--remount-ro", m.path);
+    else if (m.kind === "replica") a.push("--ro-bind", m.source, m.path);
+    else if (m.kind === "restore") a.push(m.write ? "--bind" : "--ro-bind", m.path, m.path);
     else a.push("--ro-bind", emptyFile(), m.path);
   }
   a.push("--chdir", spec.cwd);

@@ -11,7 +11,7 @@ import { BWRAP_INSTALL_HINT, bwrapArgs, detectBwrap, type DetectOptions, type Sa
 import { CapabilityFailure, PermissionDenied } from "./errors.js";
 import { resolvePath, type ResolvedPath } from "./paths.js";
 import { snapshotBeforeRun, sweepAfterRun, writableRoots } from "./sweep.js";
-import { buildView } from "./view.js";
+import { buildView, removeScratch } from "./view.js";
 
 export const MAX_OUTPUT_BYTES = 1024 * 1024;
 const MAX_ARGS = 256;
@@ -140,17 +140,22 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
 
   const stdin = opts.stdin === undefined ? undefined : String(opts.stdin);
   if (stdin !== undefined && Buffer.byteLength(stdin) > MAX_OUTPUT_BYTES) throw new CapabilityFailure(`exec: stdin is larger than ${MAX_OUTPUT_BYTES} bytes`);
+  const before = await snapshotBeforeRun(scope.grant.controlPlane, await writableRoots(scope.grant, decision.paths));
   let file = executable;
   let argv = args;
+  let scratch: string | undefined;
   if (sandbox.kind === "bwrap") {
     const view = await buildView({ grant: scope.grant, tmpDir: scope.tmpDir, cwd, executable, paths: decision.paths, network: decision.network });
+    scratch = view.scratch;
     file = sandbox.path;
     argv = [...bwrapArgs(view), "--", executable, ...args];
   }
   const left = scope.deadline - performance.now();
-  if (left <= 0) throw new CapabilityFailure("exec: no time left in this attempt", true);
+  if (left <= 0) {
+    if (scratch) await removeScratch(scratch);
+    throw new CapabilityFailure("exec: no time left in this attempt", true);
+  }
   const timeoutMs = Math.max(1, Math.min(left, typeof opts.timeoutMs === "number" && opts.timeoutMs > 0 ? opts.timeoutMs : left));
-  const before = await snapshotBeforeRun(scope.grant.controlPlane, await writableRoots(scope.grant, decision.paths));
   scope.record("exec", target, decision);
 
   const started = performance.now();
@@ -217,6 +222,7 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   // something outside the group held the pipes after the child exited: find it now
   if (marker && drained) await reapMarked([marker]);
   scope.children.delete(child);
+  if (scratch) await removeScratch(scratch);
   scope.logExec({ command, resolved: executable, args, cwd, decision: "allow", rule: decision.rule, sandbox: sandboxName, network: sandboxName === "bwrap" ? decision.network : true, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, truncated, timedOut });
   const denial = await sweepControlPlane(scope, before);
   if (denial) {

@@ -1,5 +1,6 @@
 import type { Dirent } from "node:fs";
-import { lstat, opendir, realpath } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, opendir, readdir, realpath, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { FileAccess } from "../manifest/schema.js";
 import type { Grant } from "../policy/authorize.js";
@@ -119,26 +120,30 @@ export async function buildView(req: ViewRequest): Promise<ConfineSpec> {
     if (binds.size > MAX_VIEW_MOUNTS) throw tooLarge(`more than ${MAX_VIEW_MOUNTS} folders to show`);
   }
 
-  const masks: Mask[] = [];
-  const readOnly: string[] = [];
-  const budget = { entries: 0 };
   const pathArgs = new Set(req.paths.map((p) => p.real));
   const roots = [...binds.keys()].filter((b) => b !== tmpDir && ![...binds.keys()].some((o) => o !== b && o !== tmpDir && inside(b, o)));
-  for (const root of roots) {
-    const rootClass = classify(req, root, pathArgs, true);
-    if (rootClass === "mask") {
-      for (const b of [...binds.keys()]) if (inside(b, root)) binds.delete(b);
-      continue;
+  const st: WalkState = { req, pathArgs, binds, masks: [], readOnly: [], budget: { entries: 0 }, scratch: { count: 0 } };
+  try {
+    for (const root of roots) {
+      const rootClass = classify(req, root, pathArgs, true);
+      if (rootClass === "mask") {
+        for (const b of [...binds.keys()]) if (inside(b, root)) binds.delete(b);
+        continue;
+      }
+      if (rootClass === "readonly") st.readOnly.push(root);
+      await walk(st, root, 0, rootClass === "readonly");
     }
-    if (rootClass === "readonly") readOnly.push(root);
-    await walk(req, root, pathArgs, masks, readOnly, budget, 0, rootClass === "readonly");
+  } catch (err) {
+    if (st.scratch.dir) await removeScratch(st.scratch.dir);
+    throw err;
   }
   return {
     binds: [...binds.entries()].map(([path, write]): Bind => ({ path, write })),
-    masks,
-    readOnly,
+    masks: st.masks,
+    readOnly: st.readOnly,
     network: req.network,
     cwd: req.cwd,
+    ...(st.scratch.dir ? { scratch: st.scratch.dir } : {}),
   };
 }
 
@@ -176,11 +181,51 @@ function classify(req: ViewRequest, path: string, pathArgs: ReadonlySet<string>,
   return protectedPath ? "readonly" : "keep";
 }
 
+interface WalkState {
+  req: ViewRequest;
+  pathArgs: ReadonlySet<string>;
+  binds: ReadonlyMap<string, boolean>;
+  /** hide, replace and restore mounts, in the order they apply */
+  masks: Mask[];
+  readOnly: string[];
+  budget: { entries: number };
+  /** where replicas are prepared (made on first use) */
+  scratch: { dir?: string; count: number };
+}
+
+/** Whether the view lets the process change `dir`: the nearest bind holding it is read-write. */
+function writableInView(binds: ReadonlyMap<string, boolean>, dir: string): boolean {
+  let best = "";
+  let write = false;
+  for (const [b, w] of binds) {
+    if (inside(dir, b) && b.length > best.length) {
+      best = b;
+      write = w;
+    }
+  }
+  return write;
+}
+
+async function replicaOf(st: WalkState, entries: readonly { name: string; isDir: boolean }[]): Promise<string> {
+  st.scratch.dir ??= await mkdtemp(join(tmpdir(), "skillbox-view-"));
+  const dir = join(st.scratch.dir, String(st.scratch.count++));
+  await mkdir(dir);
+  for (const e of entries) {
+    if (e.isDir) await mkdir(join(dir, e.name));
+    else await writeFile(join(dir, e.name), "", { mode: 0o444 });
+  }
+  await chmod(dir, 0o555);
+  return dir;
+}
+
 /**
  * `roAbove`: `dir` is shown read-only already (its bind is recursive), so what lies in it needs no
  * read-only mount of its own, only masks: a .git folder with thousands of objects is one mount.
+ * A read-only folder whose files are all hidden is replaced by one replica of empty placeholders
+ * (mounts scale with folders, not files); inside it (`inReplica`) every mount goes, in order, to
+ * `masks`, after the replica that would otherwise cover it.
  */
-async function walk(req: ViewRequest, dir: string, pathArgs: ReadonlySet<string>, masks: Mask[], readOnly: string[], budget: { entries: number }, depth: number, roAbove = false): Promise<void> {
+async function walk(st: WalkState, dir: string, depth: number, roAbove = false, inReplica = false): Promise<void> {
   if (depth > MAX_VIEW_DEPTH) throw tooLarge(`folders nested deeper than ${MAX_VIEW_DEPTH} levels under ${dir}`);
   let handle;
   try {
@@ -188,17 +233,55 @@ async function walk(req: ViewRequest, dir: string, pathArgs: ReadonlySet<string>
   } catch {
     return; // a file bind, or a folder we cannot read (the process cannot either)
   }
+  const entries: { name: string; path: string; isDir: boolean; c: EntryClass }[] = [];
   for await (const entry of handle as AsyncIterable<Dirent>) {
-    if (++budget.entries > MAX_VIEW_ENTRIES) throw tooLarge(`more than ${MAX_VIEW_ENTRIES} entries in the granted folders`);
+    if (++st.budget.entries > MAX_VIEW_ENTRIES) throw tooLarge(`more than ${MAX_VIEW_ENTRIES} entries in the granted folders`);
     const path = join(dir, entry.name);
     const isDir = entry.isDirectory();
-    const c = classify(req, path, pathArgs, isDir);
-    if (c === "mask") masks.push({ path, kind: isDir ? "dir" : "file" });
-    else if (c === "readonly") {
-      if (!roAbove) readOnly.push(path);
-      if (isDir) await walk(req, path, pathArgs, masks, readOnly, budget, depth + 1, true);
-    } else if (c === "descend") await walk(req, path, pathArgs, masks, readOnly, budget, depth + 1, roAbove);
-    if (masks.length + readOnly.length > MAX_VIEW_MOUNTS) throw tooLarge(`more than ${MAX_VIEW_MOUNTS} paths to hide or protect inside the granted folders`);
+    entries.push({ name: entry.name, path, isDir, c: classify(st.req, path, st.pathArgs, isDir) });
+  }
+  const files = entries.filter((e) => !e.isDir);
+  const hidden = entries.filter((e) => e.c === "mask").length;
+  const shown = entries.length - hidden;
+  // never over a writable folder (the process may create files there) nor one holding a writable bind (${tmp})
+  const replica =
+    (roAbove || !writableInView(st.binds, dir)) &&
+    files.length > 0 &&
+    files.every((e) => e.c === "mask") &&
+    hidden > shown + 1 &&
+    ![...st.binds].some(([b, w]) => w && b !== dir && inside(b, dir));
+  if (replica) st.masks.push({ path: dir, kind: "replica", source: await replicaOf(st, entries) });
+  const under = inReplica || replica;
+  for (const { path, isDir, c } of entries) {
+    if (c === "mask") {
+      if (!replica) st.masks.push({ path, kind: isDir ? "dir" : "file" });
+    } else {
+      // inside a replica a shown folder is the replica's empty one until the host's is bound back
+      const bound = st.binds.get(path);
+      // never more than the host-side order gave: a read-only mount above (or on it) wins over a writable bind
+      const write = (bound ?? false) && !roAbove && c !== "readonly";
+      const restore = replica || (under && bound !== undefined) ? { write } : undefined;
+      if (restore) st.masks.push({ path, kind: "restore", write: restore.write });
+      const ro = restore ? !restore.write : roAbove;
+      if (c === "readonly") {
+        if (!ro) {
+          if (under) st.masks.push({ path, kind: "restore", write: false });
+          else st.readOnly.push(path);
+        }
+        if (isDir) await walk(st, path, depth + 1, true, under);
+      } else if (c === "descend") await walk(st, path, depth + 1, ro, under);
+    }
+    if (st.masks.length + st.readOnly.length > MAX_VIEW_MOUNTS) throw tooLarge(`more than ${MAX_VIEW_MOUNTS} paths to hide or protect inside the granted folders`);
+  }
+}
+
+/** Removes the folder of replicas made for one run (they are read-only, so made writable first). */
+export async function removeScratch(dir: string): Promise<void> {
+  try {
+    for (const e of await readdir(dir)) await chmod(join(dir, e), 0o700).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  } catch {
+    /* best effort: a few empty files in the host's temporary folder */
   }
 }
 
