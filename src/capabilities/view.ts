@@ -244,12 +244,7 @@ async function walk(st: WalkState, dir: string, depth: number, roAbove = false, 
   const hidden = entries.filter((e) => e.c === "mask").length;
   const shown = entries.length - hidden;
   // never over a writable folder (the process may create files there) nor one holding a writable bind (${tmp})
-  const replica =
-    (roAbove || !writableInView(st.binds, dir)) &&
-    files.length > 0 &&
-    files.every((e) => e.c === "mask") &&
-    hidden > shown + 1 &&
-    ![...st.binds].some(([b, w]) => w && b !== dir && inside(b, dir));
+  const replica = (roAbove || !writableInView(st.binds, dir)) && files.length > 0 && files.every((e) => e.c === "mask") && hidden > shown + 1 && ![...st.binds].some(([b, w]) => w && b !== dir && inside(b, dir));
   if (replica) st.masks.push({ path: dir, kind: "replica", source: await replicaOf(st, entries) });
   const under = inReplica || replica;
   for (const { path, isDir, c } of entries) {
