@@ -41,7 +41,9 @@ function hint(code: string, host: SkillHost, options: McpOptions, r: CallResult 
       } catch {
         lowest = undefined;
       }
-      const how = lowest ? ` The server runs at trust "${options.trust}"; "${lowest}" may run this tool (skillbox mcp --trust ${lowest}${ws}), or the policy can grant it (skillbox policy show --trust ${options.trust}${ws}).` : "";
+      const how = lowest
+        ? ` The server runs at trust "${options.trust}"; "${lowest}" may run this tool (skillbox mcp --trust ${lowest}${ws}), or the policy can grant it (skillbox policy show --trust ${options.trust}${ws}).`
+        : "";
       return `The caller's trust level or the policy does not allow this; do not retry, ask the user.${how}`;
     }
     case "E_APPROVAL_REQUIRED": {
@@ -93,7 +95,10 @@ export function toToolResult(r: CallResult, outputSchema?: unknown, hintText = "
   const errors = structured !== null && typeof structured === "object" && !Array.isArray(structured) ? schemaErrors(outputSchema, structured) : ["not an object"];
   if (errors.length > 0) {
     const from = r.fallback ? `the fallback ${r.fallback}` : "the skill";
-    return { isError: true, content: [{ type: "text", text: `E_OUTPUT_INVALID: ${from} returned output that does not match the tool's output schema (${errors.join("; ")}). Its output as text:\n${text}` }] };
+    return {
+      isError: true,
+      content: [{ type: "text", text: `E_OUTPUT_INVALID: ${from} returned output that does not match the tool's output schema (${errors.join("; ")}). Its output as text:\n${text}` }],
+    };
   }
   return { content: [{ type: "text", text }], structuredContent: structured };
 }
@@ -118,6 +123,9 @@ export async function serveMcp(host: SkillHost, options: McpOptions): Promise<Mc
     inflight.add(controller);
     const progressToken = req.params._meta?.progressToken;
     let progress = 0;
+    // Progress sent for this request; the answer waits for them (a client drops progress that
+    // arrives after the answer, so an answer that overtook them would lose them).
+    const progressSent: Promise<unknown>[] = [];
     const callOptions = {
       caller: { id: options.callerId, trust: options.trust, session },
       signal: controller.signal,
@@ -127,14 +135,26 @@ export async function serveMcp(host: SkillHost, options: McpOptions): Promise<Mc
               // Strictly increasing, as MCP requires: attempt N starting is N, a retry of N scheduled is N - 0.5.
               const at = (p.attempt ?? progress + 1) - (p.retryDelayMs ? 0.5 : 0);
               progress = at > progress ? at : progress + 0.01;
-              const message = p.message ?? [p.attempt !== undefined ? `attempt ${p.attempt}${p.attempts !== undefined ? ` of ${p.attempts}` : ""}` : "", p.retryDelayMs ? `in ${Math.round(p.retryDelayMs)} ms` : ""].filter(Boolean).join(", ");
-              void extra.sendNotification({ method: "notifications/progress", params: { progressToken, progress, ...(p.attempts !== undefined ? { total: p.attempts } : {}), ...(message ? { message } : {}) } }).catch(() => undefined);
+              const message =
+                p.message ??
+                [p.attempt !== undefined ? `attempt ${p.attempt}${p.attempts !== undefined ? ` of ${p.attempts}` : ""}` : "", p.retryDelayMs ? `in ${Math.round(p.retryDelayMs)} ms` : ""]
+                  .filter(Boolean)
+                  .join(", ");
+              progressSent.push(
+                extra
+                  .sendNotification({
+                    method: "notifications/progress",
+                    params: { progressToken, progress, ...(p.attempts !== undefined ? { total: p.attempts } : {}), ...(message ? { message } : {}) },
+                  })
+                  .catch(() => undefined),
+              );
             },
           }
         : {}),
     };
     try {
       const result = await host.call(name, args, callOptions as CallOptions);
+      await Promise.all(progressSent);
       const tool = published().find((t) => t.name === name);
       return toToolResult(result, tool?.outputSchema, result.ok ? "" : hint(result.error.code, host, options, result, name));
     } finally {
@@ -173,7 +193,9 @@ export async function serveMcp(host: SkillHost, options: McpOptions): Promise<Mc
 
   const skills = host.list().length;
   const offered = published().length;
-  log(`skillbox mcp ${options.version}: ${skills} skill(s), ${offered} offered at trust "${options.trust}"; workspace ${host.workspace}; policy ${host.policy.source === "built-in" ? "built-in" : `${host.policy.source} (${host.policy.version})`}; security log ${host.audit.file}; skills ${host.skillsDir}`);
+  log(
+    `skillbox mcp ${options.version}: ${skills} skill(s), ${offered} offered at trust "${options.trust}"; workspace ${host.workspace}; policy ${host.policy.source === "built-in" ? "built-in" : `${host.policy.source} (${host.policy.version})`}; security log ${host.audit.file}; skills ${host.skillsDir}`,
+  );
   if (options.warm !== false) void host.warm().catch((err: Error) => log(`skillbox mcp: the sandbox could not start: ${err.message}`));
   return { close, closed };
 }
