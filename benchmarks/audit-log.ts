@@ -102,7 +102,9 @@ for (const paced of [true, false]) {
   const floor = stats(samples.off);
   for (const mode of modes) {
     const s = stats(samples[mode]);
-    console.log(`${mode.padEnd(8)} ${s.p50.toFixed(3).padStart(12)}  ${s.p99.toFixed(3).padStart(12)}  ${(elu[mode] / CALLS).toFixed(3).padStart(24)}  ${(s.p50 / floor.p50).toFixed(2).padStart(10)}  ${(s.p99 / floor.p99).toFixed(2).padStart(10)}`);
+    console.log(
+      `${mode.padEnd(8)} ${s.p50.toFixed(3).padStart(12)}  ${s.p99.toFixed(3).padStart(12)}  ${(elu[mode] / CALLS).toFixed(3).padStart(24)}  ${(s.p50 / floor.p50).toFixed(2).padStart(10)}  ${(s.p99 / floor.p99).toFixed(2).padStart(10)}`,
+    );
   }
 }
 await threadLog.close();

@@ -18,7 +18,10 @@ function workspace(sandbox: "auto" | "off"): { root: string; skills: string; pol
   mkdirSync(join(skills, "runner"), { recursive: true });
   mkdirSync(join(root, "notes"));
   for (let i = 0; i < 50; i++) writeFileSync(join(root, "notes", `n${i}.md`), "note");
-  writeFileSync(join(skills, "runner", "skill.yaml"), 'name: runner\nversion: 1.0.0\ndescription: runs true\npermissions:\n  files: [ { path: "${workspace}/notes/**", access: [read, list] } ]\n  process: [ { command: "true" } ]\n');
+  writeFileSync(
+    join(skills, "runner", "skill.yaml"),
+    'name: runner\nversion: 1.0.0\ndescription: runs true\npermissions:\n  files: [ { path: "${workspace}/notes/**", access: [read, list] } ]\n  process: [ { command: "true" } ]\n',
+  );
   writeFileSync(join(skills, "runner", "index.js"), 'export default async (input, ctx) => (await ctx.exec("true", [])).exitCode;');
   const policy = join(root, "policy.yaml");
   writeFileSync(policy, `version: 1\nprocess: { sandbox: ${sandbox} }\ntrust:\n  trusted:\n    process: [ { command: "true" } ]\n`);

@@ -18,5 +18,11 @@ export async function run(n: number): Promise<Row[]> {
     p.isolate.dispose();
   }
   samples.sort((a, b) => a - b);
-  return [{ scenario: "skill reading one 1 KB file through ctx.fs, pooled", value: v, baseline: { label: "raw: readFileSync + call into a prepared isolate", value: { p50: samples[n >> 1]!, p99: samples[Math.floor(n * 0.99)]!, n } } }];
+  return [
+    {
+      scenario: "skill reading one 1 KB file through ctx.fs, pooled",
+      value: v,
+      baseline: { label: "raw: readFileSync + call into a prepared isolate", value: { p50: samples[n >> 1]!, p99: samples[Math.floor(n * 0.99)]!, n } },
+    },
+  ];
 }

@@ -18,5 +18,11 @@ export async function run(n: number): Promise<Row[]> {
     p.isolate.dispose();
   }
   samples.sort((a, b) => a - b);
-  return [{ scenario: "10 KB input and 10 KB output, pooled", value: v, baseline: { label: "raw: call into a prepared isolate with the same 10 KB", value: { p50: samples[n >> 1]!, p99: samples[Math.floor(n * 0.99)]!, n } } }];
+  return [
+    {
+      scenario: "10 KB input and 10 KB output, pooled",
+      value: v,
+      baseline: { label: "raw: call into a prepared isolate with the same 10 KB", value: { p50: samples[n >> 1]!, p99: samples[Math.floor(n * 0.99)]!, n } },
+    },
+  ];
 }

@@ -27,5 +27,13 @@ export async function run(total: number): Promise<Row[]> {
   }
   const end = rssMb(host.sandboxStats().workerPids);
   await host.close();
-  return [{ scenario: `RSS (host + workers) after 1,000 calls → after ${total.toLocaleString("en")} calls`, value: { p50: end - after1k, p99: end, n: total }, unit: "MB", target: "growth ≤ 50 MB", met: end - after1k <= 50 }];
+  return [
+    {
+      scenario: `RSS (host + workers) after 1,000 calls → after ${total.toLocaleString("en")} calls`,
+      value: { p50: end - after1k, p99: end, n: total },
+      unit: "MB",
+      target: "growth ≤ 50 MB",
+      met: end - after1k <= 50,
+    },
+  ];
 }

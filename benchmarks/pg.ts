@@ -22,7 +22,11 @@ export async function startPostgres(): Promise<Pg> {
   const given = process.env["SKILLBOX_BENCH_PG_URL"];
   if (given) return { url: given, stop: () => undefined };
   const root = "/usr/lib/postgresql";
-  const version = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a))[0] : undefined;
+  const version = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(join(root, v, "bin", "initdb")))
+        .sort((a, b) => Number(b) - Number(a))[0]
+    : undefined;
   if (!version) return { skip: "no PostgreSQL server binaries" };
   const bin = join(root, version, "bin");
   const dir = mkdtempSync(join(tmpdir(), "skillbox-bench-pg-"));

@@ -18,7 +18,13 @@ export async function run(n: number): Promise<Row[]> {
   if (!grant.ok) throw new Error("benchmark grant must authorize");
   const check = await time(n * 10, () => checkFileAccess(grant.grant, "/ws/notes/2026/a.md", "read", "/tmp/skillbox-x"));
   return [
-    { scenario: "refused call (E_PERMISSION_DENIED before any isolate), host.call end to end", value: denied, baseline: { label: "raw isolated-vm fresh isolate (what a refusal saves)", value: raw }, target: "p50 ≤ 0.2 ms", met: denied.p50 <= 0.2 },
+    {
+      scenario: "refused call (E_PERMISSION_DENIED before any isolate), host.call end to end",
+      value: denied,
+      baseline: { label: "raw isolated-vm fresh isolate (what a refusal saves)", value: raw },
+      target: "p50 ≤ 0.2 ms",
+      met: denied.p50 <= 0.2,
+    },
     { scenario: "permission check per access: checkFileAccess (deny rules, declared, ceiling)", value: check, target: "p50 ≤ 20 µs", met: check.p50 <= 0.02 },
     { scenario: "authorize() a manifest (uncached: compiles its globs; hosts cache the Grant)", value: auth },
   ];

@@ -25,7 +25,15 @@ interface ChildReport {
 
 /** One host process: every caller calls `perCaller` times, all callers at once; reports per-caller successes. */
 async function child(config: { skills: string; root: string; policy: string; state: string; perCaller: number; host: number }): Promise<void> {
-  const host = await SkillHost.open({ skillsDir: config.skills, workspace: config.root, policy: config.policy, state: config.state, audit: join(config.root, `a-${config.host}.jsonl`), workers: 2, onWarning: () => undefined });
+  const host = await SkillHost.open({
+    skillsDir: config.skills,
+    workspace: config.root,
+    policy: config.policy,
+    state: config.state,
+    audit: join(config.root, `a-${config.host}.jsonl`),
+    workers: 2,
+    onWarning: () => undefined,
+  });
   // Start together: the parent says go on stdin once every host is open.
   process.stdout.write("ready\n");
   await new Promise<void>((r) => process.stdin.once("data", () => r()));
@@ -50,7 +58,9 @@ async function child(config: { skills: string; root: string; policy: string; sta
 
 async function hosts(config: Omit<Parameters<typeof child>[0], "host">): Promise<{ reports: ChildReport[]; wallMs: number }> {
   const script = fileURLToPath(import.meta.url);
-  const procs = Array.from({ length: HOSTS }, (_, h) => spawn(process.execPath, ["--no-node-snapshot", script, "child", JSON.stringify({ ...config, host: h })], { stdio: ["pipe", "pipe", "inherit"] }));
+  const procs = Array.from({ length: HOSTS }, (_, h) =>
+    spawn(process.execPath, ["--no-node-snapshot", script, "child", JSON.stringify({ ...config, host: h })], { stdio: ["pipe", "pipe", "inherit"] }),
+  );
   const outputs = procs.map(() => "");
   const ready = procs.map(
     (p, i) =>
@@ -101,8 +111,13 @@ export async function run(n: number): Promise<Row[]> {
     writeFileSync(open, "version: multihost-open\nrateLimits:\n  - { per: caller, limit: 1000000/sec }\nconcurrency: { perCaller: 64 }\n");
     const b = await hosts({ skills, root, policy: open, state: pg.url, perCaller });
     const admitted = b.reports.reduce((s, r) => s + Object.values(r.ok).reduce((x, y) => x + y, 0), 0);
-    rows.push({ scenario: `${HOSTS} hosts on one PostgreSQL, ${CALLERS} callers, every call admitted: throughput of the three together`, value: { p50: admitted / (b.wallMs / 1000), p99: admitted / (b.wallMs / 1000), n: admitted }, unit: "calls/s" });
-    for (const [i, r] of b.reports.entries()) rows.push({ scenario: `  host ${i + 1} of ${HOSTS}`, value: { p50: r.calls / (r.ms / 1000), p99: r.calls / (r.ms / 1000), n: r.calls }, unit: "calls/s" });
+    rows.push({
+      scenario: `${HOSTS} hosts on one PostgreSQL, ${CALLERS} callers, every call admitted: throughput of the three together`,
+      value: { p50: admitted / (b.wallMs / 1000), p99: admitted / (b.wallMs / 1000), n: admitted },
+      unit: "calls/s",
+    });
+    for (const [i, r] of b.reports.entries())
+      rows.push({ scenario: `  host ${i + 1} of ${HOSTS}`, value: { p50: r.calls / (r.ms / 1000), p99: r.calls / (r.ms / 1000), n: r.calls }, unit: "calls/s" });
   } finally {
     pg.stop();
   }

@@ -43,7 +43,11 @@ export async function run(n: number): Promise<Row[]> {
         await a.release();
       });
       memoryAdmit ??= admit;
-      rows.push({ scenario: `admission on the ${label} store: concurrency lease + rate-limit token + release`, value: admit, ...(label === "memory" ? {} : { baseline: { label: "in-memory store", value: memoryAdmit } }) });
+      rows.push({
+        scenario: `admission on the ${label} store: concurrency lease + rate-limit token + release`,
+        value: admit,
+        ...(label === "memory" ? {} : { baseline: { label: "in-memory store", value: memoryAdmit } }),
+      });
 
       const policyFile = join(root, `policy-${label}.yaml`);
       writeFileSync(policyFile, POLICY);
@@ -54,7 +58,11 @@ export async function run(n: number): Promise<Row[]> {
       });
       await host.close();
       memoryCall ??= call;
-      rows.push({ scenario: `admitted host.call (noop) with a rate limit and concurrency.perCaller, ${label} store`, value: call, ...(label === "memory" ? {} : { baseline: { label: "same on the in-memory store", value: memoryCall } }) });
+      rows.push({
+        scenario: `admitted host.call (noop) with a rate limit and concurrency.perCaller, ${label} store`,
+        value: call,
+        ...(label === "memory" ? {} : { baseline: { label: "same on the in-memory store", value: memoryCall } }),
+      });
 
       if (label !== "memory") {
         // An approval lookup must not grow with the number of approvals in the store.
@@ -68,7 +76,13 @@ export async function run(n: number): Promise<Row[]> {
         const before = await time(n, lookup);
         for (let i = 0; i < 1500; i++) await ap.admit({ ...subject, caller: `c${i % 50}` }, skill, { i }, noLog);
         const after = await time(n, lookup);
-        rows.push({ scenario: `approved call's approval lookup beside 1,500 pending approvals, ${label} store`, value: after, baseline: { label: "same with 1 approval in the store", value: before }, target: "≤ 1.5× the empty store", met: after.p50 <= before.p50 * 1.5 });
+        rows.push({
+          scenario: `approved call's approval lookup beside 1,500 pending approvals, ${label} store`,
+          value: after,
+          baseline: { label: "same with 1 approval in the store", value: before },
+          target: "≤ 1.5× the empty store",
+          met: after.p50 <= before.p50 * 1.5,
+        });
       }
       await store.close();
     }

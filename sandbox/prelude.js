@@ -301,7 +301,10 @@
   });
 
   // URLSearchParams: application/x-www-form-urlencoded, as the web platform serializes it.
-  const formEncode = (s) => encodeURIComponentFn(s).replace(/%20/g, "+").replace(/[!'()~]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+  const formEncode = (s) =>
+    encodeURIComponentFn(s)
+      .replace(/%20/g, "+")
+      .replace(/[!'()~]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
   const formDecode = (s) => {
     const t = s.replace(/\+/g, " ");
     try {
@@ -417,9 +420,10 @@
     }
     #set(prop, value) {
       this.#parts = parseUrl(this.#parts.href, undefined, prop, value);
-      if (prop === "href" || prop === "search") linkParams(this.#params, this.#parts.search, (q) => {
-        this.#parts = parseUrl(this.#parts.href, undefined, "search", q);
-      });
+      if (prop === "href" || prop === "search")
+        linkParams(this.#params, this.#parts.search, (q) => {
+          this.#parts = parseUrl(this.#parts.href, undefined, "search", q);
+        });
     }
     static canParse(input, base) {
       try {
@@ -553,11 +557,13 @@
       }
     }
   };
-  const consoleLine = (level) => (...args) => {
-    let message = "";
-    for (let i = 0; i < args.length; i++) message += (i > 0 ? " " : "") + formatArg(args[i]);
-    apply(then, host("log", [level, message, null]), [undefined, () => undefined]);
-  };
+  const consoleLine =
+    (level) =>
+    (...args) => {
+      let message = "";
+      for (let i = 0; i < args.length; i++) message += (i > 0 ? " " : "") + formatArg(args[i]);
+      apply(then, host("log", [level, message, null]), [undefined, () => undefined]);
+    };
   const console = freeze({
     log: consoleLine("info"),
     info: consoleLine("info"),
@@ -583,7 +589,35 @@
   }
 
   // ctx.fetch's answer, shaped like the web platform's Response (body already read: text and json).
-  const STATUS_TEXT = { 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified", 307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 410: "Gone", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" };
+  const STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+  };
   const resolved = (fn) => new PromiseCtor((resolve) => resolve(fn()));
   class Headers {
     #map = new Map();

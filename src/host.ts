@@ -69,7 +69,13 @@ export class SkillHost {
     this.skillsDir = options.skillsDir;
     this.home = safeRealpath(homedir());
     this.live = this.makeLive(policy);
-    this.audit = new AuditLog({ ...auditFromPolicy(policy.audit), ...options.audit, redact: policy.audit.redact, onError: options.onWarning, failMode: () => (this.live ?? { policy }).policy.audit.failMode });
+    this.audit = new AuditLog({
+      ...auditFromPolicy(policy.audit),
+      ...options.audit,
+      redact: policy.audit.redact,
+      onError: options.onWarning,
+      failMode: () => (this.live ?? { policy }).policy.audit.failMode,
+    });
     this.supervisor = new Supervisor({ workers: options.workers, pool: options.pool, onWarning: options.onWarning });
     this.counters = new Metrics(
       () => this.audit.failures,

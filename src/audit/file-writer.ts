@@ -199,7 +199,9 @@ export class FileWriter {
     }
     if (this.down) {
       this.down = false;
-      this.o.onStatus(`skillbox: the security log ${this.o.file} is writable again${gap ? `; ${gap.count} event(s) from ${gap.from} to ${gap.to} could not be written, recorded as a log.gap event` : ""}`);
+      this.o.onStatus(
+        `skillbox: the security log ${this.o.file} is writable again${gap ? `; ${gap.count} event(s) from ${gap.from} to ${gap.to} could not be written, recorded as a log.gap event` : ""}`,
+      );
     }
     this.healthy = true;
   }

@@ -56,9 +56,17 @@ const RESERVED_KEYS = new Set(["seq", "prev", "time", "level", "event", "msg"]);
 
 /** Paths pino removes before a line is written (and hashed). */
 const REDACT = [
-  "headers.authorization", "headers.Authorization", "headers.cookie", "headers.Cookie",
-  "request.headers.authorization", "request.headers.cookie",
-  "fields.password", "fields.token", "fields.secret", "fields.apiKey", "fields.authorization",
+  "headers.authorization",
+  "headers.Authorization",
+  "headers.cookie",
+  "headers.Cookie",
+  "request.headers.authorization",
+  "request.headers.cookie",
+  "fields.password",
+  "fields.token",
+  "fields.secret",
+  "fields.apiKey",
+  "fields.authorization",
 ];
 
 /** Environment variables whose values must never appear in the log, wherever they turn up. */
@@ -100,10 +108,8 @@ export class AuditLog {
     const signer = pem !== undefined ? ({ alg: "ed25519", pem } as const) : key ? ({ alg: "hmac-sha256", key } as const) : undefined;
     let file: ChainSink;
     try {
-      file = new ChainSink(
-        this.file,
-        { file: this.file, key, signer, anchor: options.anchor, checkpointEveryLines: options.checkpointEveryLines, checkpointEveryMs: options.checkpointEveryMs },
-        (m) => this.onError(this.withConsequence(m)),
+      file = new ChainSink(this.file, { file: this.file, key, signer, anchor: options.anchor, checkpointEveryLines: options.checkpointEveryLines, checkpointEveryMs: options.checkpointEveryMs }, (m) =>
+        this.onError(this.withConsequence(m)),
       );
     } catch (err) {
       throw new SkillError("E_POLICY_INVALID", (err as Error).message);
@@ -155,7 +161,9 @@ export class AuditLog {
   private readonly reportedSinks = new Set<string>();
   /** A file outage's warning says what happens to calls under the policy in force: failMode closed refuses them. */
   private withConsequence(message: string): string {
-    return this.failMode() === "closed" ? message.replace(OUTAGE_CONSEQUENCE, "calls are refused (audit.failMode: closed) until it can be written again; lost events are recorded as a log.gap event then") : message;
+    return this.failMode() === "closed"
+      ? message.replace(OUTAGE_CONSEQUENCE, "calls are refused (audit.failMode: closed) until it can be written again; lost events are recorded as a log.gap event then")
+      : message;
   }
 
   private fail(err: Error, where = this.file): void {

@@ -30,8 +30,22 @@ export class Metrics {
   private readonly denialCounts = new Map<string, number>();
 
   constructor(auditFailures: () => number, workerKills: () => number) {
-    new Gauge({ name: "skillbox_audit_write_failures", help: "Security log events that could not be written.", registers: [this.registry], collect() { this.set(auditFailures()); } });
-    new Gauge({ name: "skillbox_sandbox_worker_kills", help: "Sandbox worker processes killed for not stopping.", registers: [this.registry], collect() { this.set(workerKills()); } });
+    new Gauge({
+      name: "skillbox_audit_write_failures",
+      help: "Security log events that could not be written.",
+      registers: [this.registry],
+      collect() {
+        this.set(auditFailures());
+      },
+    });
+    new Gauge({
+      name: "skillbox_sandbox_worker_kills",
+      help: "Sandbox worker processes killed for not stopping.",
+      registers: [this.registry],
+      collect() {
+        this.set(workerKills());
+      },
+    });
     this.auditFailures = auditFailures;
     this.workerKills = workerKills;
   }

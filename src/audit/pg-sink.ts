@@ -144,7 +144,9 @@ export class PgSink implements LineSink {
     this.healthy = false;
     if (this.down) return;
     this.down = { since: new Date().toISOString(), reason: (err as NodeJS.ErrnoException).code ?? err.message };
-    this.o.onStatus(`skillbox: cannot write the security log to PostgreSQL (${this.down.reason}); events stay queued and are re-sent in order when it is back; the log file ${this.o.file} has every event`);
+    this.o.onStatus(
+      `skillbox: cannot write the security log to PostgreSQL (${this.down.reason}); events stay queued and are re-sent in order when it is back; the log file ${this.o.file} has every event`,
+    );
   }
 
   private markUp(): void {
@@ -199,7 +201,10 @@ export class PgSink implements LineSink {
       const n = readSync(fd, chunk, 0, chunk.length, this.spillOffset);
       const text = chunk.subarray(0, n).toString("utf8");
       const end = text.lastIndexOf("\n") + 1;
-      const lines = text.slice(0, end).split("\n").filter((l) => l !== "");
+      const lines = text
+        .slice(0, end)
+        .split("\n")
+        .filter((l) => l !== "");
       this.spillOffset += Buffer.byteLength(text.slice(0, end));
       this.spilledLines = Math.max(0, this.spilledLines - lines.length);
       for (let i = 0; i < lines.length; i += BATCH_LINES) {
@@ -272,7 +277,13 @@ export class PgSink implements LineSink {
            time timestamptz, event text, call_id text, skill text, caller text, session text, batch_id text)`,
       );
       await client.query(`ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS batch_id text`);
-      for (const [name, cols] of [["session", "session, time"], ["skill", "skill, time"], ["time", "time"], ["call", "call_id"], ["batch", "batch_id"]] as const) {
+      for (const [name, cols] of [
+        ["session", "session, time"],
+        ["skill", "skill, time"],
+        ["time", "time"],
+        ["call", "call_id"],
+        ["batch", "batch_id"],
+      ] as const) {
         await client.query(`CREATE INDEX IF NOT EXISTS ${t}_${name}_idx ON ${t} (${cols})`);
       }
     });
@@ -352,7 +363,9 @@ export class PgSink implements LineSink {
         this.cut();
         const lines = this.queue.flatMap((b) => b.lines);
         if (lines.length) appendFileSync(this.spillFile, lines.map((l) => l + "\n").join(""), { mode: 0o600 });
-        this.o.onStatus(`skillbox: ${unsent} security log event(s) could not be sent to PostgreSQL within ${bound} ms; they are in ${this.o.file}, and kept in ${this.spillFile} to be sent by the next host that opens this log`);
+        this.o.onStatus(
+          `skillbox: ${unsent} security log event(s) could not be sent to PostgreSQL within ${bound} ms; they are in ${this.o.file}, and kept in ${this.spillFile} to be sent by the next host that opens this log`,
+        );
       } catch {
         this.failed += unsent;
         this.o.onStatus(`skillbox: ${unsent} security log event(s) could not be sent to PostgreSQL within ${bound} ms; they are in ${this.o.file} only`);

@@ -70,7 +70,11 @@ export function reviewEvents(events: AuditEvent[], options: { since?: number; se
     const flags: Flag[] = [];
     const sk = (name: string) => {
       let s = skills.get(name);
-      if (!s) skills.set(name, (s = { skill: name, calls: 0, outcomes: {}, retries: 0, fallbacks: 0, denials: [], processes: [], hosts: [], filesWritten: [], foldersCreated: [], filesDeleted: [], denialEvents: 0 }));
+      if (!s)
+        skills.set(
+          name,
+          (s = { skill: name, calls: 0, outcomes: {}, retries: 0, fallbacks: 0, denials: [], processes: [], hosts: [], filesWritten: [], foldersCreated: [], filesDeleted: [], denialEvents: 0 }),
+        );
       return s;
     };
     const flag = (kind: Flag["kind"], e: AuditEvent, target: string) => flags.push({ kind, skill: String(e["skill"]), target, time: String(e.time), callId: String(e["callId"]) });

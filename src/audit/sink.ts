@@ -5,7 +5,6 @@ import { FileWriter, outageMessage } from "./file-writer.js";
 import type { LineSink } from "./pg-sink.js";
 import { SLOT, SLOTS, signerOf, type FromWriter, type ToWriter, type WriterConfig } from "./writer-protocol.js";
 
-
 /** Lines handed to the writer thread and not yet written, beyond which new ones are counted as lost. */
 const MAX_IN_FLIGHT = 100_000;
 /** How long process exit (and close) wait for the writer thread. */
@@ -130,8 +129,7 @@ export class ChainSink implements LineSink {
       // The open that failed here at start fails there too: say it once.
       if (m.message !== this.lastStatus) this.onStatus(m.message);
       this.lastStatus = m.message;
-    }
-    else
+    } else
       for (const [id, resolve] of this.waiters)
         if (id <= m.id) {
           this.waiters.delete(id);
@@ -198,7 +196,9 @@ export class ChainSink implements LineSink {
     const unwritten = this.posted - Atomics.load(this.ctrl, SLOT.processed);
     this.inline = new FileWriter({ ...this.config, signer: this.signer, onStatus: this.onStatus });
     if (unwritten > 0) this.inline.dropped(unwritten, new Date().toISOString(), new Date().toISOString());
-    this.onStatus(`skillbox: the security log writer thread stopped${err ? ` (${err.message})` : ""}; the host writes the log itself from now on${unwritten > 0 ? `, ${unwritten} event(s) it held are recorded as lost` : ""}`);
+    this.onStatus(
+      `skillbox: the security log writer thread stopped${err ? ` (${err.message})` : ""}; the host writes the log itself from now on${unwritten > 0 ? `, ${unwritten} event(s) it held are recorded as lost` : ""}`,
+    );
     this.scheduleInline();
   }
 

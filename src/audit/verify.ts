@@ -98,7 +98,14 @@ export function verifyAuditText(text: string, keyOrOptions?: string | VerifyOpti
 
   const sample = linksHolding(lines, key);
   if (sample.links > 0 && sample.holding === 0) {
-    if (key === undefined) return { ok: false, lines: 0, line: 2, reason: "key-required", problem: "the chain is keyed (HMAC): verify it with its key (SKILLBOX_AUDIT_KEY, or --key-env NAME); without it nothing can be checked" };
+    if (key === undefined)
+      return {
+        ok: false,
+        lines: 0,
+        line: 2,
+        reason: "key-required",
+        problem: "the chain is keyed (HMAC): verify it with its key (SKILLBOX_AUDIT_KEY, or --key-env NAME); without it nothing can be checked",
+      };
     const plain = linksHolding(lines, undefined);
     if (plain.holding > 0) return { ok: false, lines: 0, line: 2, reason: "not-keyed", problem: "the chain is not keyed (plain SHA-256), but a key was given: verify it without a key" };
     return { ok: false, lines: 0, line: 2, reason: "wrong-key", problem: "wrong key: no link of the chain holds with the key given (or every line was rewritten)" };
@@ -168,9 +175,18 @@ export function verifyAuditText(text: string, keyOrOptions?: string | VerifyOpti
     if (sig === false) return { ...result, ok: false, reason: "anchor-mismatch", problem: `the anchor's signature does not match its head (seq ${anchor.seq}): the anchor was edited` };
     if (lastSeq < anchor.seq) {
       const missing = anchor.seq - lastSeq;
-      return { ...result, ok: false, reason: "truncated", truncated: true, missingLines: missing, line: lines.length + 1, problem: `truncated: the log ends at seq ${lastSeq} but its anchor recorded seq ${anchor.seq}${anchor.time ? ` at ${anchor.time}` : ""}: ${missing} line(s) missing at the end` };
+      return {
+        ...result,
+        ok: false,
+        reason: "truncated",
+        truncated: true,
+        missingLines: missing,
+        line: lines.length + 1,
+        problem: `truncated: the log ends at seq ${lastSeq} but its anchor recorded seq ${anchor.seq}${anchor.time ? ` at ${anchor.time}` : ""}: ${missing} line(s) missing at the end`,
+      };
     }
-    if (anchorHash !== anchor.hash) return { ...result, ok: false, reason: "anchor-mismatch", line: anchor.seq, problem: `the line with seq ${anchor.seq} is not the one the anchor recorded: the log was rewritten up to there` };
+    if (anchorHash !== anchor.hash)
+      return { ...result, ok: false, reason: "anchor-mismatch", line: anchor.seq, problem: `the line with seq ${anchor.seq} is not the one the anchor recorded: the log was rewritten up to there` };
     result.anchor = { seq: anchor.seq, signature: sig ? "valid" : "unchecked" };
   }
   return result;

@@ -14,10 +14,7 @@ export interface WriterConfig {
   checkpointEveryMs?: number | undefined;
 }
 
-export type ToWriter =
-  | { t: "lines"; lines: string[]; dropped?: { count: number; from: string; to: string } }
-  | { t: "flush"; id: number }
-  | { t: "close"; id: number };
+export type ToWriter = { t: "lines"; lines: string[]; dropped?: { count: number; from: string; to: string } } | { t: "flush"; id: number } | { t: "close"; id: number };
 
 export type FromWriter = { t: "status"; message: string } | { t: "flushed"; id: number } | { t: "closed"; id: number };
 

@@ -10,7 +10,12 @@ export function grantFor(live: LivePolicy, skill: LoadedSkill, trust: TrustLevel
   const key = `${skill.manifest.name}\0${trust}`;
   let r = live.grants.get(key);
   if (!r) {
-    r = authorize(skill.manifest, { trust, policy: live.policy, vars: { workspace: vars.workspace, home: vars.home, skill: skill.dir }, ...(vars.controlPlane ? { controlPlane: vars.controlPlane } : {}) });
+    r = authorize(skill.manifest, {
+      trust,
+      policy: live.policy,
+      vars: { workspace: vars.workspace, home: vars.home, skill: skill.dir },
+      ...(vars.controlPlane ? { controlPlane: vars.controlPlane } : {}),
+    });
     live.grants.set(key, r);
   }
   return r;
@@ -22,14 +27,28 @@ export function dropGrants(live: LivePolicy, name: string): void {
 }
 
 /** Stage 3, authorize: the grant, or the refusal naming every need the trust level does not cover. */
-export function authorizeCall(live: LivePolicy, skill: LoadedSkill, trust: TrustLevel, vars: { workspace: string; home: string; controlPlane?: ControlPlane | undefined }): { ok: true; grant: Grant } | { ok: false; error: SkillError; needs: UncoveredNeed[] } {
+export function authorizeCall(
+  live: LivePolicy,
+  skill: LoadedSkill,
+  trust: TrustLevel,
+  vars: { workspace: string; home: string; controlPlane?: ControlPlane | undefined },
+): { ok: true; grant: Grant } | { ok: false; error: SkillError; needs: UncoveredNeed[] } {
   const auth = grantFor(live, skill, trust, vars);
   if (auth.ok) return auth;
   return { ok: false, needs: auth.needs, error: new PermissionDeniedError(describeNeeds(skill.manifest.name, trust, auth.needs), { details: { needs: auth.needs } }) };
 }
 
 /** "No such skill", listing only the skills this trust level may run (never what it may not see). */
-export function notFound(live: LivePolicy, skills: readonly LoadedSkill[], name: string, trust: TrustLevel, vars: { workspace: string; home: string; controlPlane?: ControlPlane | undefined }): SkillError {
-  const visible = skills.filter((s) => grantFor(live, s, trust, vars).ok).map((s) => s.manifest.name).sort();
+export function notFound(
+  live: LivePolicy,
+  skills: readonly LoadedSkill[],
+  name: string,
+  trust: TrustLevel,
+  vars: { workspace: string; home: string; controlPlane?: ControlPlane | undefined },
+): SkillError {
+  const visible = skills
+    .filter((s) => grantFor(live, s, trust, vars).ok)
+    .map((s) => s.manifest.name)
+    .sort();
   return new SkillNotFoundError(`no skill named "${name}"; available at trust level "${trust}": ${visible.join(", ") || "none"}`);
 }

@@ -135,7 +135,20 @@ export const SYSTEM_PATHS: readonly string[] = ["/usr", "/bin", "/sbin", "/lib",
  * shadow, hostname or anything with secrets or account names: the process sees numeric ids.
  * /etc/alternatives holds the targets of many /usr/bin symlinks on Debian (awk, editor, ...).
  */
-export const ETC_FILES: readonly string[] = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/ca-certificates.conf", "/etc/hosts", "/etc/gai.conf", "/etc/mime.types"];
+export const ETC_FILES: readonly string[] = [
+  "/etc/ld.so.cache",
+  "/etc/ld.so.conf",
+  "/etc/ld.so.conf.d",
+  "/etc/alternatives",
+  "/etc/localtime",
+  "/etc/nsswitch.conf",
+  "/etc/ssl",
+  "/etc/ca-certificates",
+  "/etc/ca-certificates.conf",
+  "/etc/hosts",
+  "/etc/gai.conf",
+  "/etc/mime.types",
+];
 
 let empty: string | undefined;
 

@@ -82,7 +82,17 @@ function fsFailure(op: string, path: string, err: unknown): CapabilityFailure | 
   if (err instanceof CapabilityFailure || err instanceof PermissionDenied) return err;
   const code = (err as NodeJS.ErrnoException).code ?? "EIO";
   const transient = ["EAGAIN", "EBUSY", "EMFILE", "ENFILE", "EIO", "ETIMEDOUT"].includes(code);
-  const what: Record<string, string> = { ENOENT: "no such file or folder", EISDIR: "is a folder", ENOTDIR: "not a folder", ENOTEMPTY: "folder is not empty", ELOOP: "is a symbolic link", EEXIST: "already exists (a symbolic link, or a file created meanwhile); not written through", EACCES: "the operating system refused access", ENXIO: "not a regular file", ENOTREG: "not a regular file (FIFOs, devices and sockets are refused)" };
+  const what: Record<string, string> = {
+    ENOENT: "no such file or folder",
+    EISDIR: "is a folder",
+    ENOTDIR: "not a folder",
+    ENOTEMPTY: "folder is not empty",
+    ELOOP: "is a symbolic link",
+    EEXIST: "already exists (a symbolic link, or a file created meanwhile); not written through",
+    EACCES: "the operating system refused access",
+    ENXIO: "not a regular file",
+    ENOTREG: "not a regular file (FIFOs, devices and sockets are refused)",
+  };
   return new CapabilityFailure(`${op} ${path}: ${what[code] ?? code}`, transient);
 }
 
@@ -115,7 +125,15 @@ async function pinned<T>(scope: FsScope, op: string, t: ResolvedPath, use: (path
   } catch (err) {
     // the checked folder is a symbolic link now (O_DIRECTORY with O_NOFOLLOW says ENOTDIR for a link)
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ELOOP" || (code === "ENOTDIR" && (await lstat(parent).then((st) => st.isSymbolicLink(), () => false)))) throw swapped();
+    if (
+      code === "ELOOP" ||
+      (code === "ENOTDIR" &&
+        (await lstat(parent).then(
+          (st) => st.isSymbolicLink(),
+          () => false,
+        )))
+    )
+      throw swapped();
     throw fsFailure(op, t.lexical, err);
   }
   try {

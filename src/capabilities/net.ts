@@ -91,7 +91,10 @@ async function authorizeHop(scope: NetScope, url: URL, method: string): Promise<
   };
   if (url.protocol !== "https:" && url.protocol !== "http:") deny("scheme", `only http and https are allowed, not ${url.protocol}`);
   if (url.username !== "" || url.password !== "") deny("userinfo", "URLs with user info (user@host) are refused");
-  const host = url.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "").toLowerCase();
+  const host = url.hostname
+    .replace(/^\[|\]$/g, "")
+    .replace(/\.$/, "")
+    .toLowerCase();
   const scheme = url.protocol === "https:" ? "https" : "http";
   const req: NetRequest = { scheme, host, port: url.port ? Number(url.port) : scheme === "https" ? 443 : 80, method };
   const decision = checkNetworkRequest(scope.grant, req);
@@ -123,7 +126,14 @@ async function authorizeHop(scope: NetScope, url: URL, method: string): Promise<
   return { req, address, rule: decision.rule };
 }
 
-function send(url: URL, address: Address, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+function send(
+  url: URL,
+  address: Address,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+  timeoutMs: number,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   const family = address.kind() === "ipv6" ? 6 : 4;
   const pinned = address.toString();
   // The connection goes to the address that was checked: no second DNS lookup, so DNS rebinding fails.

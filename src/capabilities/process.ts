@@ -135,7 +135,8 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   });
   if (!decision.allowed) refuse(decision);
   const executable = resolveCommand(command, scope.grant.binPath);
-  if (!executable) refuse({ allowed: false, rule: "bin-path", reason: `${command} was not found as an executable ${isAbsolute(command) ? "file" : `in the policy's bin path (${scope.grant.binPath.join(":")})`}` });
+  if (!executable)
+    refuse({ allowed: false, rule: "bin-path", reason: `${command} was not found as an executable ${isAbsolute(command) ? "file" : `in the policy's bin path (${scope.grant.binPath.join(":")})`}` });
   if (sandbox.kind === "refuse") refuse({ allowed: false, rule: "sandbox:required", reason: sandbox.reason });
 
   const stdin = opts.stdin === undefined ? undefined : String(opts.stdin);
@@ -223,7 +224,21 @@ export async function execCapability(scope: ExecScope, rawCommand: unknown, rawA
   if (marker && drained) await reapMarked([marker]);
   scope.children.delete(child);
   if (scratch) await removeScratch(scratch);
-  scope.logExec({ command, resolved: executable, args, cwd, decision: "allow", rule: decision.rule, sandbox: sandboxName, network: sandboxName === "bwrap" ? decision.network : true, exitCode: result.exitCode, signal: result.signal, durationMs: result.durationMs, truncated, timedOut });
+  scope.logExec({
+    command,
+    resolved: executable,
+    args,
+    cwd,
+    decision: "allow",
+    rule: decision.rule,
+    sandbox: sandboxName,
+    network: sandboxName === "bwrap" ? decision.network : true,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    durationMs: result.durationMs,
+    truncated,
+    timedOut,
+  });
   const denial = await sweepControlPlane(scope, before);
   if (denial) {
     if (!scope.denied) throw denial;
@@ -244,7 +259,8 @@ async function sweepControlPlane(scope: ExecScope, before: Awaited<ReturnType<ty
     scope.record("exec.created", path, d);
     first ??= new PermissionDenied("exec.created", path, d);
   };
-  for (const path of removed) deny(path, "the process created it in a folder it may write; git runs hooks and config commands from .git outside any sandbox, and no skill may create control-plane paths (removed)");
+  for (const path of removed)
+    deny(path, "the process created it in a folder it may write; git runs hooks and config commands from .git outside any sandbox, and no skill may create control-plane paths (removed)");
   if (overflow) deny(before.roots.join(", "), `${overflow}: a control-plane path the process may have created cannot be ruled out`);
   return first;
 }

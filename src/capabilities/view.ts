@@ -89,7 +89,10 @@ export async function buildView(req: ViewRequest): Promise<ConfineSpec> {
     if (inside(pattern, TMP_PLACEHOLDER)) continue;
     const base = await realOrUndefined(staticBase(pattern) || "/");
     if (base === undefined || base === "/") continue;
-    add(base, CHANGES.some((a) => rule.access.has(a)));
+    add(
+      base,
+      CHANGES.some((a) => rule.access.has(a)),
+    );
   }
   for (const p of req.paths) {
     const write = p.access.some((a) => CHANGES.includes(a));
@@ -244,7 +247,8 @@ async function walk(st: WalkState, dir: string, depth: number, roAbove = false, 
   const hidden = entries.filter((e) => e.c === "mask").length;
   const shown = entries.length - hidden;
   // never over a writable folder (the process may create files there) nor one holding a writable bind (${tmp})
-  const replica = (roAbove || !writableInView(st.binds, dir)) && files.length > 0 && files.every((e) => e.c === "mask") && hidden > shown + 1 && ![...st.binds].some(([b, w]) => w && b !== dir && inside(b, dir));
+  const replica =
+    (roAbove || !writableInView(st.binds, dir)) && files.length > 0 && files.every((e) => e.c === "mask") && hidden > shown + 1 && ![...st.binds].some(([b, w]) => w && b !== dir && inside(b, dir));
   if (replica) st.masks.push({ path: dir, kind: "replica", source: await replicaOf(st, entries) });
   const under = inReplica || replica;
   for (const { path, isDir, c } of entries) {

@@ -34,7 +34,8 @@ type Values = { json?: boolean | undefined; n?: string | undefined; since?: stri
 export async function cmdAudit(args: string[], io: Out): Promise<number> {
   const { values, positionals } = parse(args, OPTIONS, "audit");
   const sub = positionals[0];
-  if (!["verify", "tail", "review", "stats"].includes(sub ?? "")) throw new UsageError(`skillbox audit: expected verify, tail, review or stats, got ${sub === undefined ? "nothing" : `"${escapeControl(sub)}"`}`);
+  if (!["verify", "tail", "review", "stats"].includes(sub ?? ""))
+    throw new UsageError(`skillbox audit: expected verify, tail, review or stats, got ${sub === undefined ? "nothing" : `"${escapeControl(sub)}"`}`);
   const verifyOptions = chainKeys(values);
   if (values.postgres !== undefined) {
     if (sub === "tail" && values.follow) throw new UsageError("skillbox audit tail -f follows a file, not PostgreSQL");
@@ -112,7 +113,9 @@ function describeVerify(r: VerifyResult, source: string): string[] {
   if (r.anchor) out.push(`  ✔ ends at or after its anchor (seq ${r.anchor.seq}, signature ${r.anchor.signature})`);
   if (r.checkpoints) {
     const c = r.checkpoints;
-    out.push(`  ${c.checked === c.count ? "✔" : "·"} ${c.count} checkpoint(s), ${c.checked === c.count ? "all signatures valid" : `${c.count - c.checked} not checked (give the key: SKILLBOX_AUDIT_KEY / --key-env, or --public-key)`}; ${c.linesAfter} line(s) after the last one`);
+    out.push(
+      `  ${c.checked === c.count ? "✔" : "·"} ${c.count} checkpoint(s), ${c.checked === c.count ? "all signatures valid" : `${c.count - c.checked} not checked (give the key: SKILLBOX_AUDIT_KEY / --key-env, or --public-key)`}; ${c.linesAfter} line(s) after the last one`,
+    );
   } else out.push("  · no signed checkpoint: lines cut off the end, or a chain recomputed without a key, would not show (see README: what the chain proves)");
   if (!r.anchor) out.push("  · no anchor given (--anchor FILE): a log cut short at its end cannot be told from a complete one");
   if (r.gaps) for (const g of r.gaps) out.push(`  ⚠ line ${g.line}: ${g.lost} event(s) could not be written between ${g.from} and ${g.to} (recorded by the writer)`);

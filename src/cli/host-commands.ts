@@ -115,7 +115,11 @@ export function exitForSignal(signal: NodeJS.Signals): number {
 }
 
 export async function cmdRun(args: string[], io: Out): Promise<number> {
-  const { values, positionals } = parse(args, { ...HOST_OPTIONS, input: { type: "string" }, "input-file": { type: "string" }, trust: { type: "string" }, caller: { type: "string" }, session: { type: "string" } }, "run");
+  const { values, positionals } = parse(
+    args,
+    { ...HOST_OPTIONS, input: { type: "string" }, "input-file": { type: "string" }, trust: { type: "string" }, caller: { type: "string" }, session: { type: "string" } },
+    "run",
+  );
   const [name] = positionals;
   if (!name) throw new UsageError("skillbox run: which skill? Usage: skillbox run <skill> [--input JSON]   (skillbox list shows them)");
   const trust = trustFlag(values.trust, TRUST_LEVELS) as TrustLevel;
@@ -139,7 +143,10 @@ export async function cmdRun(args: string[], io: Out): Promise<number> {
     interrupt.off();
   }
   if (!result.ok && result.error.code === "E_SKILL_NOT_FOUND") {
-    const near = closest(name, host.list().map((s) => s.name));
+    const near = closest(
+      name,
+      host.list().map((s) => s.name),
+    );
     if (near) result.error.message += ` (did you mean "${near}"?)`;
   }
   if (values.json) io.out(JSON.stringify(result));
@@ -150,7 +157,9 @@ export async function cmdRun(args: string[], io: Out): Promise<number> {
     io.err(`✖ ${name}: ${result.error.code}: ${result.error.message}`);
     const hint = grantHint(host, name, trust, result);
     if (hint) io.err(`  ${hint}`);
-    io.err(`  ${result.attempts} attempt(s)${result.fallback ? `, fallback ${result.fallback} tried` : ""}, ${result.durationMs.toFixed(1)} ms (call ${result.callId}); security log: ${host.audit.file}`);
+    io.err(
+      `  ${result.attempts} attempt(s)${result.fallback ? `, fallback ${result.fallback} tried` : ""}, ${result.durationMs.toFixed(1)} ms (call ${result.callId}); security log: ${host.audit.file}`,
+    );
   }
   const signal = interrupt.seen();
   if (signal) return exitForSignal(signal);
@@ -219,7 +228,8 @@ export async function cmdList(args: string[], io: Out): Promise<number> {
 export async function cmdTools(args: string[], io: Out): Promise<number> {
   const { values } = parse(args, { ...HOST_OPTIONS, format: { type: "string" }, trust: { type: "string" } }, "tools");
   const format = values.format;
-  if (!format || !(TOOL_FORMATS as readonly string[]).includes(format)) throw new UsageError(`skillbox tools: --format must be one of ${TOOL_FORMATS.join(", ")}${format ? didYouMean(format, TOOL_FORMATS) : ""}`);
+  if (!format || !(TOOL_FORMATS as readonly string[]).includes(format))
+    throw new UsageError(`skillbox tools: --format must be one of ${TOOL_FORMATS.join(", ")}${format ? didYouMean(format, TOOL_FORMATS) : ""}`);
   const trust = trustFlag(values.trust, TRUST_LEVELS) as TrustLevel;
   const host = await openHost(values, io, false, false);
   const tools = host.tools(format as ToolFormat, { trust });

@@ -43,7 +43,11 @@ function brief(v: unknown, max = 60): string {
 }
 
 export async function cmdApprovals(args: string[], io: Out): Promise<number> {
-  const { values, positionals } = parse(args, { state: { type: "string" }, workspace: { type: "string" }, audit: { type: "string" }, reason: { type: "string" }, json: { type: "boolean" }, limit: { type: "string" } }, "approvals");
+  const { values, positionals } = parse(
+    args,
+    { state: { type: "string" }, workspace: { type: "string" }, audit: { type: "string" }, reason: { type: "string" }, json: { type: "boolean" }, limit: { type: "string" } },
+    "approvals",
+  );
   const [sub, id] = positionals;
   if (sub === "list" || sub === undefined) {
     const limit = values.limit === undefined ? 1000 : Number(values.limit);
@@ -52,7 +56,12 @@ export async function cmdApprovals(args: string[], io: Out): Promise<number> {
       const list = await store.listApprovals(Date.now(), limit);
       if (values.json) io.out(JSON.stringify(list));
       else if (list.length === 0) io.out(`no approvals in ${store.location}`);
-      else for (const l of table(["id", "status", "skill", "caller", "input", "created", "expires", "decided by", "reason"], list.map((a) => [a.id, a.status, a.skill, a.caller, brief(a.input), a.createdAt.slice(0, 19), a.expiresAt.slice(0, 19), a.decidedBy ?? "", a.reason ?? ""]))) io.out(l);
+      else
+        for (const l of table(
+          ["id", "status", "skill", "caller", "input", "created", "expires", "decided by", "reason"],
+          list.map((a) => [a.id, a.status, a.skill, a.caller, brief(a.input), a.createdAt.slice(0, 19), a.expiresAt.slice(0, 19), a.decidedBy ?? "", a.reason ?? ""]),
+        ))
+          io.out(l);
       return 0;
     });
   }
@@ -70,7 +79,9 @@ export async function cmdApprovals(args: string[], io: Out): Promise<number> {
   const log = new AuditLog({ file: resolve(values.audit ?? join(values.workspace ?? ".", DEFAULTS.auditFile)), onError: io.err });
   log.event("approval.decided", { callId: null, skill: a.skill, caller: a.caller, trust: null, session: null, approvalId: a.id, decision: a.status, by: a.decidedBy, reason: a.reason ?? null });
   log.flushSyncForCli();
-  io.out(`${a.status === "approved" ? "✔ approved" : "✖ denied"} ${a.id}: ${a.skill} for ${a.caller}${a.reason ? ` (${a.reason})` : ""}; ${a.mode === "single-use" ? "one call" : "calls"} until ${a.expiresAt}`);
+  io.out(
+    `${a.status === "approved" ? "✔ approved" : "✖ denied"} ${a.id}: ${a.skill} for ${a.caller}${a.reason ? ` (${a.reason})` : ""}; ${a.mode === "single-use" ? "one call" : "calls"} until ${a.expiresAt}`,
+  );
   return 0;
 }
 
@@ -82,7 +93,12 @@ export async function cmdPolicy(args: string[], io: Out): Promise<number> {
       const list = await store.listPolicyVersions();
       if (values.json) io.out(JSON.stringify(list.map(({ document: _d, ...v }) => v)));
       else if (list.length === 0) io.out(`no policy versions recorded in ${store.location}`);
-      else for (const l of table(["version", "hash", "loaded", "by", "source"], list.map((v) => [v.version, v.hash.slice(0, 12), v.loadedAt.slice(0, 19), v.loadedBy, v.source]))) io.out(l);
+      else
+        for (const l of table(
+          ["version", "hash", "loaded", "by", "source"],
+          list.map((v) => [v.version, v.hash.slice(0, 12), v.loadedAt.slice(0, 19), v.loadedBy, v.source]),
+        ))
+          io.out(l);
       return 0;
     });
   }
@@ -117,7 +133,10 @@ export async function cmdPolicy(args: string[], io: Out): Promise<number> {
     if (values.json) io.out(JSON.stringify(lines));
     else {
       io.out(`${pa.version} → ${pb.version}: ${lines.length} change(s), ${lines.filter((l) => l.effect === "widened").length} widening access`);
-      for (const l of lines) io.out(`${l.effect === "widened" ? "! widened " : l.effect === "narrowed" ? "  narrowed" : "  changed "}  ${l.change === "added" ? "+" : l.change === "removed" ? "-" : "~"} ${l.where}: ${l.detail}`);
+      for (const l of lines)
+        io.out(
+          `${l.effect === "widened" ? "! widened " : l.effect === "narrowed" ? "  narrowed" : "  changed "}  ${l.change === "added" ? "+" : l.change === "removed" ? "-" : "~"} ${l.where}: ${l.detail}`,
+        );
     }
     return 0;
   }
@@ -138,7 +157,11 @@ function pickVersion(ref: string, versions: PolicyVersion[], where: string): Pol
   const found = versions.filter((x) => x.version === ref || x.hash === ref);
   const byPrefix = found.length > 0 ? found : versions.filter((x) => x.version.startsWith(ref) || x.hash.startsWith(ref));
   if (byPrefix.length === 1) return byPrefix[0]!;
-  throw new UsageError(byPrefix.length > 1 ? `"${ref}" matches several recorded policy versions: ${byPrefix.map((x) => x.version).join(", ")}` : `"${ref}" is neither a file nor a policy version recorded in ${where} (skillbox policy versions lists them)`);
+  throw new UsageError(
+    byPrefix.length > 1
+      ? `"${ref}" matches several recorded policy versions: ${byPrefix.map((x) => x.version).join(", ")}`
+      : `"${ref}" is neither a file nor a policy version recorded in ${where} (skillbox policy versions lists them)`,
+  );
 }
 
 export function cmdSign(args: string[], io: Out): number {

@@ -4,7 +4,11 @@ import type { AuditStats, SessionReview } from "../audit/review.js";
 export function table(header: string[], rows: (string | number)[][]): string[] {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(cells[0]!), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(line)];
 }
 
@@ -37,7 +41,11 @@ export function renderReview(sessions: SessionReview[]): string[] {
     if (procs.length) out.push("", "  Processes run", ...table(["skill", "command", "exit", "times"], procs).map((l) => "  " + l));
     const hosts = s.skills.flatMap((k) => k.hosts.map((h) => [k.skill, h]));
     if (hosts.length) out.push("", "  Hosts contacted", ...table(["skill", "host"], hosts).map((l) => "  " + l));
-    const files = s.skills.flatMap((k) => [...k.filesWritten.map((f) => [k.skill, "written", f]), ...k.foldersCreated.map((f) => [k.skill, "folder created", f]), ...k.filesDeleted.map((f) => [k.skill, "deleted", f])]);
+    const files = s.skills.flatMap((k) => [
+      ...k.filesWritten.map((f) => [k.skill, "written", f]),
+      ...k.foldersCreated.map((f) => [k.skill, "folder created", f]),
+      ...k.filesDeleted.map((f) => [k.skill, "deleted", f]),
+    ]);
     if (files.length) out.push("", "  Files changed", ...table(["skill", "change", "path"], files).map((l) => "  " + l));
     if (s.flags.length) {
       out.push("", `  ⚑ Flagged (${s.flags.length})`);
@@ -51,11 +59,26 @@ export function renderReview(sessions: SessionReview[]): string[] {
 export function renderStats(s: AuditStats, writeFailures?: number): string[] {
   const ms = (v: number) => v.toFixed(1);
   return [
-    ...table(["skill", "outcome", "calls", "p50 ms", "p95 ms", "p99 ms"], s.calls.map((c) => [c.skill, c.outcome, c.count, ms(c.p50Ms), ms(c.p95Ms), ms(c.p99Ms)])),
+    ...table(
+      ["skill", "outcome", "calls", "p50 ms", "p95 ms", "p99 ms"],
+      s.calls.map((c) => [c.skill, c.outcome, c.count, ms(c.p50Ms), ms(c.p95Ms), ms(c.p99Ms)]),
+    ),
     "",
-    ...(s.denials.length ? table(["denied by rule", "times"], s.denials.map((d) => [d.rule, d.count])) : ["no denials"]),
+    ...(s.denials.length
+      ? table(
+          ["denied by rule", "times"],
+          s.denials.map((d) => [d.rule, d.count]),
+        )
+      : ["no denials"]),
     "",
-    ...(s.unfinished.length ? [`⚑ ${s.unfinished.length} call(s) started and never ended (still running, or their end was lost):`, ...s.unfinished.slice(0, 20).map((u) => `  ${u.time.replace("T", " ").slice(0, 19)}  ${u.callId}  ${u.skill}`), ...(s.unfinished.length > 20 ? [`  … and ${s.unfinished.length - 20} more`] : []), ""] : []),
+    ...(s.unfinished.length
+      ? [
+          `⚑ ${s.unfinished.length} call(s) started and never ended (still running, or their end was lost):`,
+          ...s.unfinished.slice(0, 20).map((u) => `  ${u.time.replace("T", " ").slice(0, 19)}  ${u.callId}  ${u.skill}`),
+          ...(s.unfinished.length > 20 ? [`  … and ${s.unfinished.length - 20} more`] : []),
+          "",
+        ]
+      : []),
     `${s.events} events${writeFailures === undefined ? "" : `, ${writeFailures} log write failures`}`,
   ];
 }

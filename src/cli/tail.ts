@@ -5,7 +5,10 @@ import { escapeControl, escapeDeep, terminalSafeJson } from "../util/terminal.js
  * callers control much of this text: every control character is shown escaped, never sent raw.
  */
 export function tailAudit(text: string, n: number, raw: boolean): string[] {
-  const lines = text.split("\n").filter((l) => l.trim() !== "").slice(-n);
+  const lines = text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .slice(-n);
   // Valid JSON holds no raw C0; what JSON leaves raw (C1, bidi) becomes \u escapes, the same value.
   if (raw) return lines.map((l) => escapeControl(terminalSafeJson(l)));
   return lines.map((line) => {
@@ -15,7 +18,9 @@ export function tailAudit(text: string, n: number, raw: boolean): string[] {
     } catch {
       return `(unreadable line) ${escapeControl(line.slice(0, 120))}`;
     }
-    const time = String(e["time"] ?? "").replace("T", " ").replace(/\.\d+Z$/, "Z");
+    const time = String(e["time"] ?? "")
+      .replace("T", " ")
+      .replace(/\.\d+Z$/, "Z");
     const who = `${e["skill"]} by ${e["caller"]} (${e["trust"]})`;
     const call = String(e["callId"] ?? "").slice(0, 8);
     switch (e["event"]) {

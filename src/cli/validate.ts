@@ -74,7 +74,14 @@ export function cmdValidate(args: string[], io: Out): number {
         const p2 = loadPolicyFile(full);
         const rules = p2.rules;
         const count = rules.rateLimits.length + rules.windows.length + rules.filters.rules.length + rules.approvals.length + rules.expect.length;
-        results.push({ path: p, ok: true, kind: "policy", summary: `policy ${p2.version}, ${count} engine rule(s), ${p2.deny.files.length + p2.deny.network.length} deny rule(s)`, issues: [], notes: [] });
+        results.push({
+          path: p,
+          ok: true,
+          kind: "policy",
+          summary: `policy ${p2.version}, ${count} engine rule(s), ${p2.deny.files.length + p2.deny.network.length} deny rule(s)`,
+          issues: [],
+          notes: [],
+        });
       } catch (err) {
         results.push(failure(p, "policy", err));
       }
@@ -137,7 +144,10 @@ export function lintSkill(skill: LoadedSkill, file: string, knownSkills: Readonl
   const issues: Issue[] = [];
   const folder = basename(skill.dir);
   if (folder !== m.name) issues.push({ file, field: "name", message: `"${m.name}" differs from its folder name "${folder}": rename the folder or the skill so they match` });
-  for (const [where, schema] of [["input", m.input], ["output", m.output]] as const) {
+  for (const [where, schema] of [
+    ["input", m.input],
+    ["output", m.output],
+  ] as const) {
     if (schema !== undefined) issues.push(...schemaTypeIssues(schema, where, file));
   }
   if (m.fallback && "skill" in m.fallback && !knownSkills.has(m.fallback.skill)) {
@@ -156,13 +166,15 @@ function schemaTypeIssues(schema: unknown, path: string, file: string, depth = 0
   const s = schema as Record<string, unknown>;
   const types = typeof s["type"] === "string" ? [s["type"]] : Array.isArray(s["type"]) ? s["type"] : [];
   for (const t of types) {
-    if (typeof t !== "string" || !JSON_TYPES.includes(t)) out.push({ file, field: `${path}.type`, message: `unknown JSON Schema type ${JSON.stringify(t)}${typeof t === "string" ? didYouMean(t, JSON_TYPES) : ""}; one of ${JSON_TYPES.join(", ")}` });
+    if (typeof t !== "string" || !JSON_TYPES.includes(t))
+      out.push({ file, field: `${path}.type`, message: `unknown JSON Schema type ${JSON.stringify(t)}${typeof t === "string" ? didYouMean(t, JSON_TYPES) : ""}; one of ${JSON_TYPES.join(", ")}` });
   }
   for (const [k, v] of Object.entries(s)) {
     if (k === "properties" || k === "$defs" || k === "definitions" || k === "patternProperties") {
       if (v && typeof v === "object") for (const [name, sub] of Object.entries(v)) out.push(...schemaTypeIssues(sub, `${path}.${k}.${name}`, file, depth + 1));
     } else if (k === "items" || k === "additionalProperties" || k === "not" || k === "contains") out.push(...schemaTypeIssues(v, `${path}.${k}`, file, depth + 1));
-    else if ((k === "anyOf" || k === "oneOf" || k === "allOf" || k === "prefixItems") && Array.isArray(v)) v.forEach((sub, i) => out.push(...schemaTypeIssues(sub, `${path}.${k}[${i}]`, file, depth + 1)));
+    else if ((k === "anyOf" || k === "oneOf" || k === "allOf" || k === "prefixItems") && Array.isArray(v))
+      v.forEach((sub, i) => out.push(...schemaTypeIssues(sub, `${path}.${k}[${i}]`, file, depth + 1)));
   }
   return out;
 }
@@ -192,13 +204,19 @@ function moduleIssues(skill: LoadedSkill, file: string): Issue[] {
       } catch (err) {
         const message = (err as Error).message;
         const line = /:(\d+):\d+\]$/.exec(message)?.[1];
-        issues.push({ file: join(skill.dir, path), field: path === entry ? "entry" : "import", message: `${(err as Error).name ?? "SyntaxError"}: ${message.replace(/ \[skill:\/\/\/.*\]$/, "")}`, ...(line ? { line: Number(line) } : {}) });
+        issues.push({
+          file: join(skill.dir, path),
+          field: path === entry ? "entry" : "import",
+          message: `${(err as Error).name ?? "SyntaxError"}: ${message.replace(/ \[skill:\/\/\/.*\]$/, "")}`,
+          ...(line ? { line: Number(line) } : {}),
+        });
         continue;
       }
       for (const spec of mod.dependencySpecifiers) {
         const target = resolveImport(spec, path);
         if (typeof target !== "string") issues.push({ file: join(skill.dir, path), field: "import", message: `import "${spec}": ${target.why}` });
-        else if (!skill.files.has(target)) issues.push({ file: join(skill.dir, path), field: "import", message: `import "${spec}": no module ${target} in the skill folder${didYouMean(target, [...skill.files.keys()])}` });
+        else if (!skill.files.has(target))
+          issues.push({ file: join(skill.dir, path), field: "import", message: `import "${spec}": no module ${target} in the skill folder${didYouMean(target, [...skill.files.keys()])}` });
         else queue.push(target);
       }
       mod.release();
@@ -246,8 +264,12 @@ export function cmdPolicyShow(args: string[], io: Out): number {
     const from = (section: keyof Ceiling) => (JSON.stringify(c[section]) === JSON.stringify(d[section]) ? "built-in" : "policy file");
     io.out(`\n${level}`);
     io.out(`  files    [${from("files")}]  ${c.files.length ? c.files.map((r) => `${r.path} (${r.access.join(", ")})`).join("; ") : "none"}`);
-    io.out(`  network  [${from("network")}]  ${c.network.length ? c.network.map((r) => `${r.scheme ?? "https"}://${r.host}${r.port ? `:${r.port}` : ""}${r.methods ? ` (${r.methods.join(", ")})` : ""}`).join("; ") : "none"}`);
-    io.out(`  process  [${from("process")}]  ${c.process.length ? c.process.map((r) => [r.command, ...(r.args ?? []).map((a) => (typeof a === "string" ? a : JSON.stringify(a)))].join(" ")).join("; ") : "none"}`);
+    io.out(
+      `  network  [${from("network")}]  ${c.network.length ? c.network.map((r) => `${r.scheme ?? "https"}://${r.host}${r.port ? `:${r.port}` : ""}${r.methods ? ` (${r.methods.join(", ")})` : ""}`).join("; ") : "none"}`,
+    );
+    io.out(
+      `  process  [${from("process")}]  ${c.process.length ? c.process.map((r) => [r.command, ...(r.args ?? []).map((a) => (typeof a === "string" ? a : JSON.stringify(a)))].join(" ")).join("; ") : "none"}`,
+    );
     io.out(`  limits   [${from("limits")}]  memoryMb ${c.limits.memoryMb}, timeoutMs ${c.limits.timeoutMs}, outputBytes ${c.limits.outputBytes}`);
   }
   io.out(`\ndeny (every level, no policy overrides them)`);
@@ -270,5 +292,3 @@ function relativeOrAbsolute(dir: string): string {
   const cwd = process.cwd();
   return dir.startsWith(cwd + "/") ? dir.slice(cwd.length + 1) : dir;
 }
-
-

@@ -156,7 +156,7 @@ export function resolveHostOptions(options: SkillHostOptions = {}, exists: (path
 
   const stateGiven = options.state;
   if (stateGiven !== undefined && typeof stateGiven !== "string" && (stateGiven === null || typeof stateGiven !== "object" || typeof (stateGiven as StateStore).takeToken !== "function")) {
-    throw invalid("state", "a folder, a postgres:// URL, \"memory\" or a StateStore", stateGiven);
+    throw invalid("state", 'a folder, a postgres:// URL, "memory" or a StateStore', stateGiven);
   }
   const stateSpec = stateGiven ?? optionalString("stateDir", options.stateDir) ?? DEFAULTS.stateDir;
   const stateIsFolder = typeof stateSpec === "string" && stateSpec !== "memory" && !isPostgresUrl(stateSpec);

@@ -28,7 +28,10 @@ export function validateManifest(value: unknown, file: string, lineOf?: (path: r
   const issues: Issue[] = [];
   const input = result.data.input;
   if (input["type"] !== "object") issues.push({ file, field: "input.type", message: `must be "object" (tools take an object of named arguments), got ${JSON.stringify(input["type"])}` });
-  for (const [key, schema] of [["input", input], ["output", result.data.output]] as const) {
+  for (const [key, schema] of [
+    ["input", input],
+    ["output", result.data.output],
+  ] as const) {
     if (schema === undefined) continue;
     // Patterns compile here, at load: an invalid one is a manifest error, never a failure at the first call.
     const compiled = compileSchemaPatterns(schema, key, file);
@@ -37,7 +40,11 @@ export function validateManifest(value: unknown, file: string, lineOf?: (path: r
     const refs = JSON.stringify(schema).match(/"\$ref"\s*:\s*"(?!#)[^"]*"/g);
     if (refs) issues.push({ file, field: key, message: `only local $ref ("#/...") is supported, found ${refs[0]}` });
   }
-  if (issues.length > 0) throw new ValidationError("E_MANIFEST_INVALID", issues.map((i) => withLine(i, lineOf)));
+  if (issues.length > 0)
+    throw new ValidationError(
+      "E_MANIFEST_INVALID",
+      issues.map((i) => withLine(i, lineOf)),
+    );
   return result.data;
 }
 
@@ -104,7 +111,9 @@ function readModules(dir: string, manifestFile: string): Map<string, string> {
         const source = readFileSync(full, "utf8");
         total += Buffer.byteLength(source);
         if (files.size >= MAX_MODULE_FILES || total > MAX_MODULE_BYTES) {
-          throw new ValidationError("E_MANIFEST_INVALID", [{ file: manifestFile, field: "entry", message: `skill folder holds more than ${MAX_MODULE_FILES} modules or ${MAX_MODULE_BYTES} bytes of code` }]);
+          throw new ValidationError("E_MANIFEST_INVALID", [
+            { file: manifestFile, field: "entry", message: `skill folder holds more than ${MAX_MODULE_FILES} modules or ${MAX_MODULE_BYTES} bytes of code` },
+          ]);
         }
         files.set(relative(dir, full).split(sep).join("/"), source);
       }

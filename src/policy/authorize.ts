@@ -62,7 +62,11 @@ export function authorize(manifest: Manifest, ctx: AuthorizeContext): AuthorizeR
   for (const rule of manifest.permissions.process) {
     if (!ceiling.process.some((c) => processCovers(c, rule, vars))) {
       const same = ceiling.process.filter((c) => c.command === rule.command);
-      const why = same.length ? `only ${same.map(describeProcessRule).join("; ")}${rule.network ? " (network only where a rule says network: true)" : ""}` : ceiling.process.length ? "only " + ceiling.process.map((c) => c.command).join(", ") : "no processes";
+      const why = same.length
+        ? `only ${same.map(describeProcessRule).join("; ")}${rule.network ? " (network only where a rule says network: true)" : ""}`
+        : ceiling.process.length
+          ? "only " + ceiling.process.map((c) => c.command).join(", ")
+          : "no processes";
       needs.push({ kind: "process", target: describeProcessRule(rule), reason: `${level} allows ${why}` });
     }
   }

@@ -129,4 +129,3 @@ export function networkCovers(c: NetworkRule, n: NetworkRule): boolean {
   if (c.methods !== undefined && (n.methods === undefined || !n.methods.every((m) => c.methods!.includes(m)))) return false;
   return true;
 }
-

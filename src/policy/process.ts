@@ -21,9 +21,7 @@ export interface PathArgument {
   access: readonly FileAccess[];
 }
 
-export type ProcessDecision =
-  | { allowed: true; rule: string; network: boolean; paths: PathArgument[] }
-  | { allowed: false; rule: string; reason: string };
+export type ProcessDecision = { allowed: true; rule: string; network: boolean; paths: PathArgument[] } | { allowed: false; rule: string; reason: string };
 
 const VAR = /\$\{([a-z]+)\}/g;
 const cache = new Map<string, LinearRegex>();
@@ -76,7 +74,12 @@ export function argPattern(pattern: string, vars: PathVars): LinearRegex {
   let re = cache.get(key);
   if (!re) {
     // linear-time matching: an argument pattern never freezes the host, whatever the argument
-    re = isRegexPattern(pattern) ? compile(compileWithVars(pattern.slice(1, -1), vars, (s) => s), "u") : compile("^" + compileWithVars(pattern, vars, globPiece) + "$", "su");
+    re = isRegexPattern(pattern)
+      ? compile(
+          compileWithVars(pattern.slice(1, -1), vars, (s) => s),
+          "u",
+        )
+      : compile("^" + compileWithVars(pattern, vars, globPiece) + "$", "su");
     if (cache.size >= MAX_CACHE) cache.clear();
     cache.set(key, re);
   }
@@ -139,7 +142,14 @@ function matchArg(grant: Grant, pattern: ArgPattern, arg: string, ctx: ArgContex
 }
 
 /** Whether a rule allows this command with exactly these arguments (each must match one pattern; no patterns: no arguments). */
-export function processRuleAllows(grant: Grant, rule: ProcessRule, command: string, args: readonly string[], ctx: ArgContext, budget?: ArgMatchBudget): { ok: true; paths: PathArgument[] } | { ok: false; badArg?: string } {
+export function processRuleAllows(
+  grant: Grant,
+  rule: ProcessRule,
+  command: string,
+  args: readonly string[],
+  ctx: ArgContext,
+  budget?: ArgMatchBudget,
+): { ok: true; paths: PathArgument[] } | { ok: false; badArg?: string } {
   if (rule.command !== command) return { ok: false };
   const paths: PathArgument[] = [];
   for (const a of args) {
@@ -185,7 +195,11 @@ export function checkProcess(grant: Grant, command: string, args: readonly strin
   } catch (err) {
     if (!(err instanceof ArgBudgetSpent)) throw err;
     const total = args.reduce((n, a) => n + a.length, 0);
-    return { allowed: false, rule: "arguments", reason: `checking ${args.length} argument(s) of ${total} characters against the rules for ${command} takes more than ${MAX_ARG_MATCH_CHARS} characters of matching; pass large data on stdin or in a file` };
+    return {
+      allowed: false,
+      rule: "arguments",
+      reason: `checking ${args.length} argument(s) of ${total} characters against the rules for ${command} takes more than ${MAX_ARG_MATCH_CHARS} characters of matching; pass large data on stdin or in a file`,
+    };
   }
 }
 
@@ -207,7 +221,9 @@ function decideProcess(grant: Grant, command: string, args: readonly string[], c
     return {
       allowed: false,
       rule: "manifest",
-      reason: sameCommand ? `argument ${JSON.stringify((badArg ?? "").slice(0, 200))} matches none of the patterns ${grant.skill} declares for ${command} (paths are checked like file accesses)` : `the manifest of ${grant.skill} declares no permission to run ${command}`,
+      reason: sameCommand
+        ? `argument ${JSON.stringify((badArg ?? "").slice(0, 200))} matches none of the patterns ${grant.skill} declares for ${command} (paths are checked like file accesses)`
+        : `the manifest of ${grant.skill} declares no permission to run ${command}`,
     };
   }
   const ceilings = grant.ceilingProcess.filter((r) => processRuleAllows(grant, r, command, args, ctx, budget).ok);

@@ -17,7 +17,12 @@ export const ceilingSchema = z
 const denySchema = z
   .strictObject({
     files: z
-      .array(z.string().min(1).refine((s) => !s.includes("\0"), "must not contain NUL bytes"))
+      .array(
+        z
+          .string()
+          .min(1)
+          .refine((s) => !s.includes("\0"), "must not contain NUL bytes"),
+      )
       .optional()
       .describe("path globs no skill may touch at any level; added to the built-in ones"),
     network: z.array(hostPattern).optional().describe("hosts no skill may reach at any level; added to the built-in ones"),
@@ -31,21 +36,28 @@ export const matchSchema = z.strictObject({
   skill: oneOrMany(z.string().min(1)).optional().describe("skill name(s)"),
   caller: oneOrMany(z.string().min(1)).optional().describe("caller id(s)"),
   trust: oneOrMany(z.enum(TRUST_LEVELS)).optional().describe("the caller's trust level(s)"),
-  permission: oneOrMany(z.enum(["files", "network", "process"])).optional().describe("the skill declares this kind of permission"),
-  access: oneOrMany(z.enum(["read", "write", "create", "delete", "list"])).optional().describe("the skill declares this file access"),
+  permission: oneOrMany(z.enum(["files", "network", "process"]))
+    .optional()
+    .describe("the skill declares this kind of permission"),
+  access: oneOrMany(z.enum(["read", "write", "create", "delete", "list"]))
+    .optional()
+    .describe("the skill declares this file access"),
 });
 
 const rateSpec = z.string().regex(/^\d+\/(sec|min|hour|day)$/, "must look like 30/min (N/sec, N/min, N/hour or N/day)");
 const hhmm = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]|24):[0-5]\d$/;
 const localTime = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/, "must be a local date and time such as 2026-12-24T00:00");
-const tz = z.string().min(1).refine((zone) => {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}, "must be an IANA time zone such as Europe/Berlin or UTC");
+const tz = z
+  .string()
+  .min(1)
+  .refine((zone) => {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  }, "must be an IANA time zone such as Europe/Berlin or UTC");
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
 
 export const rateLimitSchema = z.strictObject({
@@ -84,7 +96,10 @@ export const windowSchema = z.union(
 );
 
 const filterCommon = {
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "must be a short lower-case name").describe("names the filter in refusals and the log"),
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, "must be a short lower-case name")
+    .describe("names the filter in refusals and the log"),
   on: z
     .array(z.enum(["input", "output", "request"]))
     .min(1)
@@ -118,25 +133,31 @@ export const filterRuleSchema = z.union(
 export const approvalRuleSchema = z.strictObject({
   name: z.string().min(1).max(100).optional().describe("shown in the approval request and the log"),
   match: matchSchema.optional().describe("which calls need approval; default all"),
-  expiresIn: z.string().regex(DURATION_PATTERN, "must be a duration such as 24h or 30m").default("24h").describe("how long a request (and a time-boxed approval) stays valid: 250ms, 90s, 30m, 24h, 7d"),
+  expiresIn: z
+    .string()
+    .regex(DURATION_PATTERN, "must be a duration such as 24h or 30m")
+    .default("24h")
+    .describe("how long a request (and a time-boxed approval) stays valid: 250ms, 90s, 30m, 24h, 7d"),
   mode: z.enum(["single-use", "time-boxed"]).default("single-use").describe("single-use: one call with the same input; time-boxed: any call until it expires"),
 });
 
-export const expectSchema = z.strictObject({
-  skill: z.string().min(1).describe("a registered skill (a case about an unknown skill is skipped and reported)"),
-  trust: z.enum(TRUST_LEVELS).describe("the caller's trust level"),
-  need: z
-    .union([
-      z.strictObject({
-        files: z.string().min(1).describe("a path (variables allowed)"),
-        access: z.enum(["read", "write", "create", "delete", "list"]).describe("the access tried"),
-      }),
-      z.strictObject({ network: z.string().min(1).describe("a URL or host"), method: z.string().optional().describe("HTTP method; default GET") }),
-      z.strictObject({ process: z.string().min(1).describe("a command"), args: z.array(z.string()).default([]).describe("its arguments") }),
-    ])
-    .describe("the access tried: a file, a URL or a command"),
-  decision: z.enum(["allow", "deny"]).describe("what the policy must decide; the policy is refused otherwise"),
-}).describe("a self-test case run at load: the policy is refused when the decision differs");
+export const expectSchema = z
+  .strictObject({
+    skill: z.string().min(1).describe("a registered skill (a case about an unknown skill is skipped and reported)"),
+    trust: z.enum(TRUST_LEVELS).describe("the caller's trust level"),
+    need: z
+      .union([
+        z.strictObject({
+          files: z.string().min(1).describe("a path (variables allowed)"),
+          access: z.enum(["read", "write", "create", "delete", "list"]).describe("the access tried"),
+        }),
+        z.strictObject({ network: z.string().min(1).describe("a URL or host"), method: z.string().optional().describe("HTTP method; default GET") }),
+        z.strictObject({ process: z.string().min(1).describe("a command"), args: z.array(z.string()).default([]).describe("its arguments") }),
+      ])
+      .describe("the access tried: a file, a URL or a command"),
+    decision: z.enum(["allow", "deny"]).describe("what the policy must decide; the policy is refused otherwise"),
+  })
+  .describe("a self-test case run at load: the policy is refused when the decision differs");
 
 export const signingSchema = z.strictObject({
   require: z.array(z.enum(TRUST_LEVELS)).default([]).describe("levels whose skills must be signed"),
@@ -144,7 +165,11 @@ export const signingSchema = z.strictObject({
     .record(z.string().regex(/^[A-Za-z0-9._-]+$/), z.string().min(40).describe("Ed25519 public key, base64 SPKI (DER)"))
     .default({})
     .describe("trusted public keys by key id"),
-  hmacKeyEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional().describe("environment variable holding a shared HMAC key"),
+  hmacKeyEnv: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/)
+    .optional()
+    .describe("environment variable holding a shared HMAC key"),
 });
 
 /** skillbox.policy.yaml: trust ceilings, deny rules, and the admission rules over calls. */
@@ -152,7 +177,8 @@ export const policySchema = z
   .looseObject({
     version: z
       .union([z.literal(1), z.string().min(1)], {
-        error: (iss) => (typeof iss.input === "number" ? `must be 1 or a quoted label such as "2026-05", got the number ${iss.input} (YAML reads an unquoted 1.0 as a number)` : "must be 1 or a label string"),
+        error: (iss) =>
+          typeof iss.input === "number" ? `must be 1 or a quoted label such as "2026-05", got the number ${iss.input} (YAML reads an unquoted 1.0 as a number)` : "must be 1 or a label string",
       })
       .describe("1, or a label for this policy version (quote labels that look like numbers)"),
     trust: z.partialRecord(z.enum(TRUST_LEVELS), ceilingSchema).optional().describe("ceilings by trust level (untrusted, user-verified, trusted, system); levels left out keep the built-in ones"),
@@ -161,9 +187,21 @@ export const policySchema = z
     audit: z
       .strictObject({
         failMode: z.enum(["open", "closed"]).optional().describe("open: calls go on when the log cannot be written; closed: they are refused"),
-        redact: z.array(z.string().min(1).regex(/^[A-Za-z0-9_$*[\]."'-]+$/, "must be a pino redact path such as fields.email")).optional().describe("more event fields to remove"),
+        redact: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .regex(/^[A-Za-z0-9_$*[\]."'-]+$/, "must be a pino redact path such as fields.email"),
+          )
+          .optional()
+          .describe("more event fields to remove"),
         anchor: z.string().min(1).optional().describe("file (best on another volume or host) where the chain's head is also recorded at every checkpoint; relative to the policy file"),
-        signingKey: z.string().min(1).optional().describe("Ed25519 private key file (skillbox keygen) that signs checkpoints and the anchor; relative to the policy file; default: the HMAC key SKILLBOX_AUDIT_KEY, if set"),
+        signingKey: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("Ed25519 private key file (skillbox keygen) that signs checkpoints and the anchor; relative to the policy file; default: the HMAC key SKILLBOX_AUDIT_KEY, if set"),
         checkpointEvery: z.number().int().min(1).max(1_000_000).optional().describe("a signed log.checkpoint line after this many lines (and at close); default 1000"),
       })
       .optional()

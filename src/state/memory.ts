@@ -120,7 +120,10 @@ export class MemoryStateStore implements StateStore {
   async checkApproval(req: ApprovalRequest, now: number): Promise<ApprovalCheck> {
     const rk = `${req.skill}\0${req.caller}\0${req.inputDigest}\0${req.rule}`;
     const ids = this.byRequest.get(rk) ?? [];
-    const mine = ids.map((id) => this.approvals.get(id)).filter((a): a is Approval => a !== undefined).map((a) => this.settle(a, now));
+    const mine = ids
+      .map((id) => this.approvals.get(id))
+      .filter((a): a is Approval => a !== undefined)
+      .map((a) => this.settle(a, now));
     const approved = mine.find((a) => a.status === "approved");
     if (approved) {
       if (approved.mode === "single-use") {
@@ -133,7 +136,10 @@ export class MemoryStateStore implements StateStore {
     if (denied) return { kind: "denied", approval: { ...denied } };
     const pending = mine.find((a) => a.status === "pending");
     if (pending) return { kind: "pending", approval: { ...pending }, created: false };
-    for (const [per, key, max] of [["caller", req.caller, req.maxPendingPerCaller], ["skill", req.skill, req.maxPendingPerSkill]] as const) {
+    for (const [per, key, max] of [
+      ["caller", req.caller, req.maxPendingPerCaller],
+      ["skill", req.skill, req.maxPendingPerSkill],
+    ] as const) {
       const { n, oldest } = this.pendingCount(per, key, now);
       if (n >= max) return { kind: "full", per, pending: n, max, retryAfterMs: capRetryAfter(oldest, now) };
     }
@@ -152,7 +158,10 @@ export class MemoryStateStore implements StateStore {
     };
     this.approvals.set(a.id, a);
     this.byRequest.set(rk, [...ids.filter((id) => this.approvals.has(id)), a.id]);
-    for (const [per, key] of [["caller", a.caller], ["skill", a.skill]] as const) {
+    for (const [per, key] of [
+      ["caller", a.caller],
+      ["skill", a.skill],
+    ] as const) {
       const set = this.pendingBy[per].get(key) ?? new Set<string>();
       set.add(a.id);
       this.pendingBy[per].set(key, set);
@@ -175,7 +184,10 @@ export class MemoryStateStore implements StateStore {
   }
 
   async listApprovals(now: number, limit = 1000): Promise<Approval[]> {
-    return [...this.approvals.values()].reverse().slice(0, limit).map((a) => ({ ...this.settle(a, now) }));
+    return [...this.approvals.values()]
+      .reverse()
+      .slice(0, limit)
+      .map((a) => ({ ...this.settle(a, now) }));
   }
 
   async importApprovals(list: Approval[]): Promise<number> {
@@ -186,7 +198,10 @@ export class MemoryStateStore implements StateStore {
       const rk = `${a.skill}\0${a.caller}\0${a.inputDigest}\0${a.rule}`;
       this.byRequest.set(rk, [...(this.byRequest.get(rk) ?? []), a.id]);
       if (a.status === "pending") {
-        for (const [per, key] of [["caller", a.caller], ["skill", a.skill]] as const) {
+        for (const [per, key] of [
+          ["caller", a.caller],
+          ["skill", a.skill],
+        ] as const) {
           const set = this.pendingBy[per].get(key) ?? new Set<string>();
           set.add(a.id);
           this.pendingBy[per].set(key, set);

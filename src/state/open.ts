@@ -96,5 +96,10 @@ export async function importLegacyState(store: StateStore, dir: string, warn: (m
 
 function isApproval(a: unknown): a is Approval {
   const x = a as Record<string, unknown>;
-  return typeof x === "object" && x !== null && ["id", "skill", "caller", "inputDigest", "rule", "status", "createdAt", "expiresAt"].every((k) => typeof x[k] === "string") && typeof x["expiresInMs"] === "number";
+  return (
+    typeof x === "object" &&
+    x !== null &&
+    ["id", "skill", "caller", "inputDigest", "rule", "status", "createdAt", "expiresAt"].every((k) => typeof x[k] === "string") &&
+    typeof x["expiresInMs"] === "number"
+  );
 }

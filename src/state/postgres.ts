@@ -210,7 +210,12 @@ export class PgStateStore implements StateStore {
     return this.tx(async (c): Promise<ApprovalCheck> => {
       await this.expireApprovals(c, now);
       const find = async () =>
-        (await c.query<ApprovalRow>("SELECT * FROM skillbox_approvals WHERE skill = $1 AND caller = $2 AND input_digest = $3 AND rule = $4 AND status IN ('approved', 'denied', 'pending') ORDER BY seq", [req.skill, req.caller, req.inputDigest, req.rule])).rows;
+        (
+          await c.query<ApprovalRow>(
+            "SELECT * FROM skillbox_approvals WHERE skill = $1 AND caller = $2 AND input_digest = $3 AND rule = $4 AND status IN ('approved', 'denied', 'pending') ORDER BY seq",
+            [req.skill, req.caller, req.inputDigest, req.rule],
+          )
+        ).rows;
       // A single-use approval is used by one call only: the UPDATE decides who, and a loser looks again.
       for (let round = 0; round < 3; round++) {
         const rows = await find();
@@ -229,8 +234,14 @@ export class PgStateStore implements StateStore {
       }
       // Creating is rare: one lock makes the caps exact across hosts.
       await c.query("SELECT pg_advisory_xact_lock($1)", [APPROVAL_LOCK]);
-      for (const [per, max] of [["caller", req.maxPendingPerCaller], ["skill", req.maxPendingPerSkill]] as const) {
-        const r = await c.query<{ n: string; oldest: string | null }>(`SELECT count(*) AS n, min(expires_at) AS oldest FROM (SELECT expires_at FROM skillbox_approvals WHERE ${per} = $1 AND status = 'pending' LIMIT $2) p`, [per === "caller" ? req.caller : req.skill, max]);
+      for (const [per, max] of [
+        ["caller", req.maxPendingPerCaller],
+        ["skill", req.maxPendingPerSkill],
+      ] as const) {
+        const r = await c.query<{ n: string; oldest: string | null }>(
+          `SELECT count(*) AS n, min(expires_at) AS oldest FROM (SELECT expires_at FROM skillbox_approvals WHERE ${per} = $1 AND status = 'pending' LIMIT $2) p`,
+          [per === "caller" ? req.caller : req.skill, max],
+        );
         const n = Number(r.rows[0]!.n);
         if (n >= max) return { kind: "full", per, pending: n, max, retryAfterMs: capRetryAfter(r.rows[0]!.oldest === null ? undefined : Number(r.rows[0]!.oldest), now) };
       }
@@ -323,7 +334,11 @@ export class PgStateStore implements StateStore {
 
   async useNonce(nonce: string, expiresAt: number, now: number): Promise<boolean> {
     this.tick(now);
-    const rows = await this.query("INSERT INTO skillbox_nonces AS n (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO UPDATE SET expires_at = $2 WHERE n.expires_at <= $3 RETURNING nonce", [nonce, expiresAt, now]);
+    const rows = await this.query("INSERT INTO skillbox_nonces AS n (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO UPDATE SET expires_at = $2 WHERE n.expires_at <= $3 RETURNING nonce", [
+      nonce,
+      expiresAt,
+      now,
+    ]);
     return rows.length > 0;
   }
 

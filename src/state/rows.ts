@@ -113,5 +113,21 @@ export function capRetryAfter(oldestExpiresAt: number | undefined, now: number):
 /** An approval as SQL parameters, in the column order of the import statements. */
 export function approvalParams(a: Approval): (string | number | null)[] {
   const ms = (s: string | undefined) => (s === undefined ? null : Date.parse(s));
-  return [a.id, a.skill, a.caller, a.rule, a.inputDigest, a.mode, a.expiresInMs, a.status, Date.parse(a.createdAt), Date.parse(a.expiresAt), ms(a.decidedAt), a.decidedBy ?? null, a.reason ?? null, ms(a.usedAt), a.input === undefined ? null : approvalInputText(a.input)];
+  return [
+    a.id,
+    a.skill,
+    a.caller,
+    a.rule,
+    a.inputDigest,
+    a.mode,
+    a.expiresInMs,
+    a.status,
+    Date.parse(a.createdAt),
+    Date.parse(a.expiresAt),
+    ms(a.decidedAt),
+    a.decidedBy ?? null,
+    a.reason ?? null,
+    ms(a.usedAt),
+    a.input === undefined ? null : approvalInputText(a.input),
+  ];
 }

@@ -165,7 +165,12 @@ export class SqliteStateStore implements StateStore {
     this.tick(now);
     return this.tx((): ApprovalCheck => {
       this.expireApprovals(now);
-      const rows = this.q("SELECT * FROM approvals WHERE skill = ? AND caller = ? AND input_digest = ? AND rule = ? AND status IN ('approved', 'denied', 'pending') ORDER BY seq").all(req.skill, req.caller, req.inputDigest, req.rule) as unknown as ApprovalRow[];
+      const rows = this.q("SELECT * FROM approvals WHERE skill = ? AND caller = ? AND input_digest = ? AND rule = ? AND status IN ('approved', 'denied', 'pending') ORDER BY seq").all(
+        req.skill,
+        req.caller,
+        req.inputDigest,
+        req.rule,
+      ) as unknown as ApprovalRow[];
       const approved = rows.find((r) => r.status === "approved");
       if (approved) {
         if (approved.mode === "single-use") {
@@ -178,9 +183,15 @@ export class SqliteStateStore implements StateStore {
       if (denied) return { kind: "denied", approval: rowToApproval(denied) };
       const pending = rows.find((r) => r.status === "pending");
       if (pending) return { kind: "pending", approval: rowToApproval(pending), created: false };
-      for (const [per, max] of [["caller", req.maxPendingPerCaller], ["skill", req.maxPendingPerSkill]] as const) {
+      for (const [per, max] of [
+        ["caller", req.maxPendingPerCaller],
+        ["skill", req.maxPendingPerSkill],
+      ] as const) {
         // Counting stops at the cap: the cost is bounded whatever the number of approvals.
-        const c = this.q(`SELECT count(*) AS n, min(expires_at) AS oldest FROM (SELECT expires_at FROM approvals WHERE ${per} = ? AND status = 'pending' LIMIT ?)`).get(per === "caller" ? req.caller : req.skill, max) as { n: number; oldest: number | null };
+        const c = this.q(`SELECT count(*) AS n, min(expires_at) AS oldest FROM (SELECT expires_at FROM approvals WHERE ${per} = ? AND status = 'pending' LIMIT ?)`).get(
+          per === "caller" ? req.caller : req.skill,
+          max,
+        ) as { n: number; oldest: number | null };
         if (Number(c.n) >= max) return { kind: "full", per, pending: Number(c.n), max, retryAfterMs: capRetryAfter(c.oldest ?? undefined, now) };
       }
       const id = newApprovalId();
@@ -196,7 +207,14 @@ export class SqliteStateStore implements StateStore {
   async decideApproval(id: string, decision: "approved" | "denied", by: string, reason: string | undefined, now: number): Promise<Approval> {
     return this.tx(() => {
       this.expireApprovals(now);
-      const row = this.q("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, reason = ?, expires_at = ? + expires_in_ms WHERE id = ? AND status = 'pending' RETURNING *").get(decision, now, by, reason ?? null, now, id) as ApprovalRow | undefined;
+      const row = this.q("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, reason = ?, expires_at = ? + expires_in_ms WHERE id = ? AND status = 'pending' RETURNING *").get(
+        decision,
+        now,
+        by,
+        reason ?? null,
+        now,
+        id,
+      ) as ApprovalRow | undefined;
       if (row) return rowToApproval(row);
       const existing = this.q("SELECT status FROM approvals WHERE id = ?").get(id) as { status: string } | undefined;
       throw new Error(existing ? `approval ${id} is ${existing.status}, not pending` : `no approval with id ${id}`);
@@ -262,7 +280,11 @@ export class SqliteStateStore implements StateStore {
   async useNonce(nonce: string, expiresAt: number, now: number): Promise<boolean> {
     this.tick(now);
     // Inserted, or an expired record replaced: a row comes back. A live record: none does.
-    const r = this.q("INSERT INTO nonces (nonce, expires_at) VALUES ($n, $e) ON CONFLICT (nonce) DO UPDATE SET expires_at = $e WHERE nonces.expires_at <= $now RETURNING nonce").get({ n: nonce, e: expiresAt, now });
+    const r = this.q("INSERT INTO nonces (nonce, expires_at) VALUES ($n, $e) ON CONFLICT (nonce) DO UPDATE SET expires_at = $e WHERE nonces.expires_at <= $now RETURNING nonce").get({
+      n: nonce,
+      e: expiresAt,
+      now,
+    });
     return r !== undefined;
   }
 

@@ -48,7 +48,10 @@ describe("audit.failMode and redaction from the policy", () => {
     const dir = tempDir();
     writeFileSync(join(dir, "blocker"), "");
     const bad = join(dir, "blocker", "audit.jsonl");
-    for (const [mode, ok] of [["closed", false], ["open", true]] as const) {
+    for (const [mode, ok] of [
+      ["closed", false],
+      ["open", true],
+    ] as const) {
       writeFileSync(join(dir, `${mode}.yaml`), `version: 1\naudit: { failMode: ${mode} }\n`);
       const host = await SkillHost.open({ skillsDir: EXAMPLE_SKILLS, workspace: dir, policy: join(dir, `${mode}.yaml`), audit: bad, workers: 1, onWarning: () => undefined });
       const r = await host.call("word-stats", { text: "x" });

@@ -18,7 +18,9 @@ async function sessionLog(): Promise<{ file: string; text: string }> {
 describe("security log lines", () => {
   it("carry the contract fields, one call.start and one call.end per call", async () => {
     const fx = fixture();
-    writeSkill(fx.skills, "reader", 'permissions: { files: [{ path: "${workspace}/**", access: [read] }] }\n', { "index.js": "export default async (i, ctx) => { ctx.log.info('hello', { n: 1 }); return ctx.fs.readFile(ctx.env.workspace + '/a.txt').catch(() => 'none'); };" });
+    writeSkill(fx.skills, "reader", 'permissions: { files: [{ path: "${workspace}/**", access: [read] }] }\n', {
+      "index.js": "export default async (i, ctx) => { ctx.log.info('hello', { n: 1 }); return ctx.fs.readFile(ctx.env.workspace + '/a.txt').catch(() => 'none'); };",
+    });
     writeFileSync(join(fx.workspace, "a.txt"), "A");
     const host = await fx.open();
     const ok = await host.call("reader", {}, { caller: { id: "alice", trust: "user-verified", session: "chat-42" } });

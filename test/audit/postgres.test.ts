@@ -25,7 +25,9 @@ describe.skipIf("skip" in server)("PostgreSQL audit sink (a real server)", () =>
 
   async function session(file: string, calls: number, caller: string) {
     const host = await SkillHost.open({ skillsDir: EXAMPLE_SKILLS, workspace: tempDir(), audit: { file, postgres: url }, workers: 1, onWarning: () => undefined });
-    await Promise.all(Array.from({ length: calls }, (_, i) => host.call(i % 5 === 0 ? "read-notes" : "word-stats", { text: `t${i}`, query: "x" }, { caller: { id: caller, trust: "untrusted", session: caller } })));
+    await Promise.all(
+      Array.from({ length: calls }, (_, i) => host.call(i % 5 === 0 ? "read-notes" : "word-stats", { text: `t${i}`, query: "x" }, { caller: { id: caller, trust: "untrusted", session: caller } })),
+    );
     await host.close();
   }
 
@@ -65,7 +67,13 @@ describe.skipIf("skip" in server)("PostgreSQL audit sink (a real server)", () =>
 
   it("a database that cannot be reached never fails a call; the problem is reported", async () => {
     const warnings: string[] = [];
-    const host = await SkillHost.open({ skillsDir: EXAMPLE_SKILLS, workspace: tempDir(), audit: { file: join(tempDir(), "a.jsonl"), postgres: "postgres://nobody@127.0.0.1:1/none" }, workers: 1, onWarning: (m) => warnings.push(m) });
+    const host = await SkillHost.open({
+      skillsDir: EXAMPLE_SKILLS,
+      workspace: tempDir(),
+      audit: { file: join(tempDir(), "a.jsonl"), postgres: "postgres://nobody@127.0.0.1:1/none" },
+      workers: 1,
+      onWarning: (m) => warnings.push(m),
+    });
     const r = await host.call("word-stats", { text: "still works" });
     await host.close();
     expect(r.ok).toBe(true);
@@ -162,7 +170,7 @@ describe.skipIf("skip" in server)("PostgreSQL faults (a real server, restarted a
     try {
       const r = await c.query<{ indexdef: string }>("SELECT indexdef FROM pg_indexes WHERE tablename = 'skillbox_audit'");
       const defs = r.rows.map((x) => x.indexdef).join("\n");
-      for (const col of ["session", "skill", "(\"time\")|\\(time\\)", "call_id"]) expect(defs).toMatch(new RegExp(col));
+      for (const col of ["session", "skill", '("time")|\\(time\\)', "call_id"]) expect(defs).toMatch(new RegExp(col));
     } finally {
       await c.end();
     }

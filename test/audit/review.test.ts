@@ -20,10 +20,13 @@ describe("audit review, stats and metrics for a scripted session", () => {
     writeFileSync(join(fx.workspace, "out", "old.txt"), "old");
     writeFileSync(join(fx.root, "policy.yaml"), `version: 1\ntrust:\n  trusted:\n    network: [{ host: "127.0.0.1", scheme: http }]\n    process: [{ command: echo, args: ["*"] }]\n`);
     writeSkill(fx.skills, "writer", 'permissions:\n  files:\n    - { path: "${workspace}/out/**", access: [write, create, delete] }\n    - { path: "${tmp}/**", access: [write, create] }\n', {
-      "index.js": "export default async (i, ctx) => { await ctx.fs.writeFile(ctx.env.tmp + '/scratch.txt', 's'); await ctx.fs.writeFile(ctx.env.workspace + '/out/new.txt', 'n'); await ctx.fs.delete(ctx.env.workspace + '/out/old.txt'); return 'ok'; };",
+      "index.js":
+        "export default async (i, ctx) => { await ctx.fs.writeFile(ctx.env.tmp + '/scratch.txt', 's'); await ctx.fs.writeFile(ctx.env.workspace + '/out/new.txt', 'n'); await ctx.fs.delete(ctx.env.workspace + '/out/old.txt'); return 'ok'; };",
     });
     writeSkill(fx.skills, "runner", "permissions: { process: [{ command: echo, args: ['*'] }] }\n", { "index.js": "export default async (i, ctx) => (await ctx.exec('echo', ['hello'])).stdout;" });
-    writeSkill(fx.skills, "pinger", `permissions: { network: [{ host: "127.0.0.1", scheme: http }] }\n`, { "index.js": `export default async (i, ctx) => (await ctx.fetch('http://127.0.0.1:${port}/')).text;` });
+    writeSkill(fx.skills, "pinger", `permissions: { network: [{ host: "127.0.0.1", scheme: http }] }\n`, {
+      "index.js": `export default async (i, ctx) => (await ctx.fetch('http://127.0.0.1:${port}/')).text;`,
+    });
     writeSkill(fx.skills, "snoop", 'permissions: { files: [{ path: "${workspace}/**", access: [read] }] }\n', { "index.js": "export default async (i, ctx) => ctx.fs.readFile('/etc/shadow');" });
     host = await fx.open({ policy: join(fx.root, "policy.yaml") });
     const trusted = { caller: { id: "alice", trust: "trusted", session: "s-42" } } as const;
@@ -49,7 +52,12 @@ describe("audit review, stats and metrics for a scripted session", () => {
     expect(s!.session).toBe("s-42");
     expect(s!.callers).toEqual(["alice", "bob"]);
     const by = Object.fromEntries(s!.skills.map((k) => [k.skill, k]));
-    expect(by["writer"]).toMatchObject({ calls: 2, outcomes: { ok: 1, E_PERMISSION_DENIED: 1 }, filesWritten: [expect.stringMatching(/skillbox-.*\/scratch\.txt$/), join(fx.workspace, "out", "new.txt")], filesDeleted: [join(fx.workspace, "out", "old.txt")] });
+    expect(by["writer"]).toMatchObject({
+      calls: 2,
+      outcomes: { ok: 1, E_PERMISSION_DENIED: 1 },
+      filesWritten: [expect.stringMatching(/skillbox-.*\/scratch\.txt$/), join(fx.workspace, "out", "new.txt")],
+      filesDeleted: [join(fx.workspace, "out", "old.txt")],
+    });
     expect(by["runner"]?.processes).toEqual([{ command: "echo", args: ["hello"], exitCode: 0, count: 1 }]);
     expect(by["pinger"]?.hosts).toEqual([`127.0.0.1:${port}`]);
     expect(by["snoop"]?.denials).toEqual([{ op: "fs.readFile", target: "/etc/shadow", rule: "manifest", count: 3 }]);

@@ -10,16 +10,18 @@ async function cli(args: string[], env: Record<string, string | undefined> = {})
   const saved: Record<string, string | undefined> = {};
   for (const k of ["SKILLBOX_AUDIT_KEY", ...Object.keys(env)]) saved[k] = process.env[k];
   delete process.env["SKILLBOX_AUDIT_KEY"];
-  for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k];
-  else process.env[k] = v;
+  for (const [k, v] of Object.entries(env))
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
   const out: string[] = [];
   const err: string[] = [];
   try {
     const code = await main(args, { out: (s) => out.push(s), err: (s) => err.push(s) });
     return { code, out: out.join("\n"), err: err.join("\n") };
   } finally {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
   }
 }
 
@@ -101,14 +103,18 @@ describe("event fields are the host's", () => {
     const r = await host.call("forger", {});
     await host.close();
     expect(r.ok).toBe(true);
-    const raw = readFileSync(file, "utf8").split("\n").find((l) => l.includes('"skill.log"'))!;
+    const raw = readFileSync(file, "utf8")
+      .split("\n")
+      .find((l) => l.includes('"skill.log"'))!;
     expect(raw.match(/"level":/g)).toHaveLength(2); // the line's own, and the one nested in fields
     expect(raw.match(/"event":/g)).toHaveLength(2);
     const e = readEvents(file).find((x) => x["event"] === "skill.log")!;
     expect(e).toMatchObject({ event: "skill.log", level: "warn", callId: r.callId, message: "hello", fields: { level: "error", event: "call.end", seq: 1, callId: "forged" } });
     expect(e["seq"]).not.toBe(1);
     // Top-level keys are exactly the host's: nothing of the skill's beside them.
-    expect(Object.keys(e).filter((k) => !["seq", "prev", "time", "level", "event", "callId", "skill", "caller", "trust", "session", "attempt", "message", "fields", "policyVersion"].includes(k))).toEqual([]);
+    expect(
+      Object.keys(e).filter((k) => !["seq", "prev", "time", "level", "event", "callId", "skill", "caller", "trust", "session", "attempt", "message", "fields", "policyVersion"].includes(k)),
+    ).toEqual([]);
   });
 
   it("the host's own fields cannot duplicate the line's keys either", async () => {

@@ -136,7 +136,12 @@ describe("faults inside the host end as CallResults", () => {
     };
     host = await fx.open({ policy, state: store });
     const r = await host.call("cleanup", { text: "x" }, { caller: { id: "alice", trust: "trusted" } });
-    expect(!r.ok && r.error).toMatchObject({ code: "E_RATE_LIMITED", retryable: false, details: { reason: "state-unavailable", rule: "deletes" }, message: expect.stringMatching(/could not be reached.*disk I\/O error/) });
+    expect(!r.ok && r.error).toMatchObject({
+      code: "E_RATE_LIMITED",
+      retryable: false,
+      details: { reason: "state-unavailable", rule: "deletes" },
+      message: expect.stringMatching(/could not be reached.*disk I\/O error/),
+    });
     await nextCallServed(host, "echo", { text: "hi" }, {});
     const ends = (await fx.events()).filter((e) => e["event"] === "call.end");
     expect(ends).toHaveLength(2);

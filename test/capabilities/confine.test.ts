@@ -36,7 +36,16 @@ describe("bwrap detection", () => {
 
 describe("bwrap arguments", () => {
   it("unshares the network unless asked, and applies binds shortest first, then read-only overrides, then masks", () => {
-    const a = bwrapArgs({ binds: [{ path: "/w/out", write: true }, { path: "/w", write: false }], readOnly: ["/w/out/.git/hooks"], masks: [{ path: "/w/.env", kind: "file" }], network: false, cwd: "/w" });
+    const a = bwrapArgs({
+      binds: [
+        { path: "/w/out", write: true },
+        { path: "/w", write: false },
+      ],
+      readOnly: ["/w/out/.git/hooks"],
+      masks: [{ path: "/w/.env", kind: "file" }],
+      network: false,
+      cwd: "/w",
+    });
     expect(a).toContain("--unshare-net");
     expect(a).toContain("--die-with-parent");
     expect(a).toContain("--new-session");

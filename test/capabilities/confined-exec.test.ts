@@ -105,22 +105,35 @@ describe.skipIf(!bwrap.available)("processes are confined by bubblewrap", () => 
     server = createServer((s) => s.end("reached"));
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     port = (server.address() as { port: number }).port;
-    writeFileSync(join(ws, "skillbox.policy.yaml"), [
-      "version: 1",
-      "trust:",
-      "  trusted:",
-      "    network: [ { host: '127.0.0.1', scheme: http } ]",
-      "    process:",
-      "      - { command: cat, args: ['**'] }",
-      "      - { command: tee, args: ['**'] }",
-      "      - { command: mv, args: ['**'] }",
-      "      - { command: bash, args: ['-c', '**'] }",
-      "      - { command: bash, args: ['-c', '**'], network: true }",
-      "",
-    ].join("\n"));
+    writeFileSync(
+      join(ws, "skillbox.policy.yaml"),
+      [
+        "version: 1",
+        "trust:",
+        "  trusted:",
+        "    network: [ { host: '127.0.0.1', scheme: http } ]",
+        "    process:",
+        "      - { command: cat, args: ['**'] }",
+        "      - { command: tee, args: ['**'] }",
+        "      - { command: mv, args: ['**'] }",
+        "      - { command: bash, args: ['-c', '**'] }",
+        "      - { command: bash, args: ['-c', '**'], network: true }",
+        "",
+      ].join("\n"),
+    );
     const skills = join(root, "skills");
-    writeSkill(skills, "tool", `permissions:\n  files:\n    - { path: "\${workspace}/notes/**", access: [read] }\n  network: [ { host: "127.0.0.1", scheme: http } ]\n  process:\n    - { command: cat, args: ["**"] }\n    - { command: bash, args: ["-c", "**"] }\n`, { "index.js": RUNNER });
-    writeSkill(skills, "writer", `permissions:\n  files:\n    - { path: "\${workspace}/**", access: [read, write, create, list] }\n  process:\n    - { command: tee, args: ["**"] }\n    - { command: mv, args: ["**"] }\n    - { command: cat, args: ["**"] }\n`, { "index.js": RUNNER });
+    writeSkill(
+      skills,
+      "tool",
+      `permissions:\n  files:\n    - { path: "\${workspace}/notes/**", access: [read] }\n  network: [ { host: "127.0.0.1", scheme: http } ]\n  process:\n    - { command: cat, args: ["**"] }\n    - { command: bash, args: ["-c", "**"] }\n`,
+      { "index.js": RUNNER },
+    );
+    writeSkill(
+      skills,
+      "writer",
+      `permissions:\n  files:\n    - { path: "\${workspace}/**", access: [read, write, create, list] }\n  process:\n    - { command: tee, args: ["**"] }\n    - { command: mv, args: ["**"] }\n    - { command: cat, args: ["**"] }\n`,
+      { "index.js": RUNNER },
+    );
     writeSkill(skills, "netter", `permissions:\n  process:\n    - { command: bash, args: ["-c", "**"], network: true }\n`, { "index.js": RUNNER });
     host = await SkillHost.open({ skillsDir: skills, workspace: ws, audit: join(root, "audit.jsonl"), workers: 1, onWarning: (m) => warnings.push(m) });
   });
@@ -197,7 +210,10 @@ describe("where bwrap is missing", () => {
   let root: string;
   let ws: string;
   const open = async (mode: string, warnings: string[]) => {
-    writeFileSync(join(root, `${mode}.yaml`), `version: 1\nprocess: { sandbox: ${mode} }\ntrust:\n  trusted:\n    process:\n      - { command: echo, args: ["*"] }\n      - { command: bash, args: ["-c", "**"] }\n`);
+    writeFileSync(
+      join(root, `${mode}.yaml`),
+      `version: 1\nprocess: { sandbox: ${mode} }\ntrust:\n  trusted:\n    process:\n      - { command: echo, args: ["*"] }\n      - { command: bash, args: ["-c", "**"] }\n`,
+    );
     return SkillHost.open({ skillsDir: join(root, "skills"), workspace: ws, policy: join(root, `${mode}.yaml`), audit: join(root, `${mode}.jsonl`), workers: 1, onWarning: (m) => warnings.push(m) });
   };
   beforeAll(() => {

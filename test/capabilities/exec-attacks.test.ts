@@ -41,7 +41,12 @@ describe("ctx.exec holds against shell, argument, PATH and environment attacks",
     // unconfined (sandbox: off): these tests are about the spawn itself; confinement has its own file
     writeFileSync(join(fx.root, "policy.yaml"), `version: 1\nprocess: { sandbox: "off" }\ntrust:\n  trusted:\n    process:${RULES}\n`);
     writeSkill(fx.skills, "runner", `permissions:\n  files:\n    - { path: "\${workspace}/**", access: [list] }\n  process:${RULES}\nlimits: { timeoutMs: 5000 }\n`, { "index.js": RUNNER });
-    writeSkill(fx.skills, "with-cmd-fallback", `permissions:\n  process:\n    - { command: echo, args: ["cached", "for", "\${workspace}"] }\nfallback: { command: ["echo", "cached", "for", "\${workspace}"] }\n`, { "index.js": "export default async () => { throw new Error('primary down'); };" });
+    writeSkill(
+      fx.skills,
+      "with-cmd-fallback",
+      `permissions:\n  process:\n    - { command: echo, args: ["cached", "for", "\${workspace}"] }\nfallback: { command: ["echo", "cached", "for", "\${workspace}"] }\n`,
+      { "index.js": "export default async () => { throw new Error('primary down'); };" },
+    );
     writeSkill(fx.skills, "bad-cmd-fallback", `fallback: { command: ["cat", "/etc/passwd"] }\n`, { "index.js": "export default async () => { throw new Error('primary down'); };" });
     // A fake git earlier on the host's PATH must never be picked.
     const fake = join(fx.root, "fakebin");
@@ -104,7 +109,13 @@ describe("ctx.exec holds against shell, argument, PATH and environment attacks",
     expect(out).toMatch(/^HOME=\/tmp\/skillbox-/m);
     // unconfined, a random marker lets skillbox find descendants that left the process group
     expect(out).toMatch(/^SKILLBOX_EXEC=[0-9a-f-]{36}$/m);
-    expect(out.trim().split("\n").map((l) => l.split("=")[0]).sort()).toEqual(["HOME", "LANG", "LC_ALL", "PATH", "SKILLBOX_EXEC", "TMPDIR"]);
+    expect(
+      out
+        .trim()
+        .split("\n")
+        .map((l) => l.split("=")[0])
+        .sort(),
+    ).toEqual(["HOME", "LANG", "LC_ALL", "PATH", "SKILLBOX_EXEC", "TMPDIR"]);
   });
 
   it("kills a child that runs past its timeout, with its whole process group", async () => {

@@ -6,7 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SkillHost } from "../../dist/src/index.js";
 import { fixture, type Fixture, writeSkill } from "../helpers.js";
 
-function serve(handler: (path: string) => { status: number; headers?: Record<string, string>; body: string }, address = "127.0.0.1", port = 0): Promise<{ server: Server; port: number; hits: string[] }> {
+function serve(
+  handler: (path: string) => { status: number; headers?: Record<string, string>; body: string },
+  address = "127.0.0.1",
+  port = 0,
+): Promise<{ server: Server; port: number; hits: string[] }> {
   const hits: string[] = [];
   const server = createServer((req, res) => {
     hits.push(`${req.method} ${req.url} auth=${req.headers.authorization ?? ""}`);
@@ -168,7 +172,10 @@ describe("ctx.fetch holds against SSRF, rebinding and redirect attacks", () => {
     const events = await fx.events();
     const text = JSON.stringify(events);
     expect(text).not.toMatch(/s3cr3t|abc123/);
-    expect(events.find((e) => e["op"] === "fetch" && e["decision"] === "allow" && String(e["target"]).includes("token="))).toMatchObject({ address: "127.0.0.1", target: `http://127.0.0.1:${front.port}/ok?token=[redacted]` });
+    expect(events.find((e) => e["op"] === "fetch" && e["decision"] === "allow" && String(e["target"]).includes("token="))).toMatchObject({
+      address: "127.0.0.1",
+      target: `http://127.0.0.1:${front.port}/ok?token=[redacted]`,
+    });
     expect(front.hits.some((h) => h.includes("auth=Bearer abc123"))).toBe(true);
   });
 });

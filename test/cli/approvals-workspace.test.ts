@@ -27,7 +27,10 @@ describe("skillbox approvals: state and log follow --workspace", () => {
     expect(code).toBe(0);
     const logFile = join(ws, ".skillbox", "audit.jsonl");
     expect(existsSync(logFile)).toBe(true);
-    const events = readFileSync(logFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = readFileSync(logFile, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(events.find((e) => e["event"] === "approval.decided")).toMatchObject({ approvalId: id, decision: "approved", skill: "write-report", caller: "alice" });
   });
 });

@@ -25,12 +25,15 @@ beforeAll(() => {
 });
 
 describe("--help never runs anything", () => {
-  it.each([["list"], ["run"], ["mcp"], ["validate"], ["tools"], ["audit"], ["approvals"], ["policy"], ["sign"], ["keygen"]])("%s --help prints that command's help with examples, exit 0", (command) => {
-    const r = skillbox([command, "--help"]);
-    expect(r.code).toBe(0);
-    expect(r.out).toMatch(new RegExp(`^skillbox ${command}`));
-    expect(r.out).toMatch(/Examples?:/);
-  });
+  it.each([["list"], ["run"], ["mcp"], ["validate"], ["tools"], ["audit"], ["approvals"], ["policy"], ["sign"], ["keygen"]])(
+    "%s --help prints that command's help with examples, exit 0",
+    (command) => {
+      const r = skillbox([command, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(new RegExp(`^skillbox ${command}`));
+      expect(r.out).toMatch(/Examples?:/);
+    },
+  );
 
   it("list --help does not list; mcp --help starts no server (returns at once with stdin open)", () => {
     expect(skillbox(["list", "--help"]).out).not.toMatch(/echo/);
@@ -108,22 +111,26 @@ describe("signals", () => {
   it.each([
     ["SIGINT", 130],
     ["SIGTERM", 143],
-  ] as const)("%s during run --json: exit %i and still exactly one JSON object", async (signal, exitCode) => {
-    const audit = join(tempDir(), "audit.jsonl");
-    const child = spawn(process.execPath, [BIN, "run", "slow", "--json", "--audit", audit], { cwd: ws, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
-    // Ready when the attempt has started (the log is written as the call goes).
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline && !(existsSync(audit) && readFileSync(audit, "utf8").includes('"attempt.start"'))) await new Promise((r) => setTimeout(r, 25));
-    child.kill(signal);
-    expect(await exited).toBe(exitCode);
-    const lines = out.trim().split("\n");
-    expect(lines, err).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toHaveProperty("ok");
-    expect(err).not.toMatch(NO_STACK);
-  }, 30_000);
+  ] as const)(
+    "%s during run --json: exit %i and still exactly one JSON object",
+    async (signal, exitCode) => {
+      const audit = join(tempDir(), "audit.jsonl");
+      const child = spawn(process.execPath, [BIN, "run", "slow", "--json", "--audit", audit], { cwd: ws, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d) => (out += d));
+      child.stderr.on("data", (d) => (err += d));
+      const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+      // Ready when the attempt has started (the log is written as the call goes).
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && !(existsSync(audit) && readFileSync(audit, "utf8").includes('"attempt.start"'))) await new Promise((r) => setTimeout(r, 25));
+      child.kill(signal);
+      expect(await exited).toBe(exitCode);
+      const lines = out.trim().split("\n");
+      expect(lines, err).toHaveLength(1);
+      expect(JSON.parse(lines[0]!)).toHaveProperty("ok");
+      expect(err).not.toMatch(NO_STACK);
+    },
+    30_000,
+  );
 });

@@ -33,7 +33,9 @@ beforeAll(() => {
   const skills = join(ws, "skills");
   mkdirSync(skills);
   writeSkill(skills, "fails", "", { "index.js": "export default async () => { throw new Error('boom'); };" });
-  writeSkill(skills, "notes", 'permissions: { files: [{ path: "${workspace}/notes/**", access: [read, list] }] }\n', { "index.js": "export default async (i, ctx) => ctx.fs.list(ctx.env.workspace + '/notes');" });
+  writeSkill(skills, "notes", 'permissions: { files: [{ path: "${workspace}/notes/**", access: [read, list] }] }\n', {
+    "index.js": "export default async (i, ctx) => ctx.fs.list(ctx.env.workspace + '/notes');",
+  });
   writeSkill(skills, "broken", "limits:\n  memoryMb: many\n", { "index.js": "export default async () => 1;" });
   writeFileSync(join(ws, "bad.policy.yaml"), "version: 1\ntrust:\n  untrusted:\n    limits: { memoryMb: -1 }\n");
 });
@@ -108,7 +110,11 @@ describe("skillbox CLI", () => {
     expect(untrusted.map((t) => t.function.name)).not.toContain("read-notes");
     const trusted = JSON.parse((await skillbox(["tools", "--format", "anthropic", "--trust", "trusted", "--skills", EXAMPLE_SKILLS])).out) as Array<{ name: string; input_schema: unknown }>;
     expect(trusted.map((t) => t.name)).toContain("write-report");
-    const mcp = JSON.parse((await skillbox(["tools", "--format", "mcp", "--trust", "trusted", "--skills", EXAMPLE_SKILLS])).out) as Array<{ name: string; inputSchema: unknown; annotations: Record<string, boolean> }>;
+    const mcp = JSON.parse((await skillbox(["tools", "--format", "mcp", "--trust", "trusted", "--skills", EXAMPLE_SKILLS])).out) as Array<{
+      name: string;
+      inputSchema: unknown;
+      annotations: Record<string, boolean>;
+    }>;
     expect(mcp.find((t) => t.name === "read-notes")?.annotations).toMatchObject({ readOnlyHint: true, openWorldHint: false });
   });
 

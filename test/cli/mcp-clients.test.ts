@@ -23,9 +23,13 @@ beforeAll(async () => {
   mkdirSync(join(ws, "notes"));
   writeFileSync(join(ws, "notes", "a.md"), "hello\n");
   writeSkill(skills, "listy", "output: { type: array, items: { type: number } }\n", { "index.js": "export default async () => [1, 2, 3];" });
-  writeSkill(skills, "primary", "output: { type: object, required: [answer], properties: { answer: { type: number } } }\nfallback: { skill: backup }\n", { "index.js": "export default async () => { throw new Error('down'); };" });
+  writeSkill(skills, "primary", "output: { type: object, required: [answer], properties: { answer: { type: number } } }\nfallback: { skill: backup }\n", {
+    "index.js": "export default async () => { throw new Error('down'); };",
+  });
   writeSkill(skills, "backup", "", { "index.js": "export default async () => ({ something: 'else' });" });
-  writeSkill(skills, "notes", 'permissions: { files: [{ path: "${workspace}/notes/**", access: [read, list] }] }\n', { "index.js": "export default async (i, ctx) => ({ files: await ctx.fs.list(ctx.env.workspace + '/notes') });" });
+  writeSkill(skills, "notes", 'permissions: { files: [{ path: "${workspace}/notes/**", access: [read, list] }] }\n', {
+    "index.js": "export default async (i, ctx) => ({ files: await ctx.fs.list(ctx.env.workspace + '/notes') });",
+  });
   // Started from another folder, with no --audit and no policy file: as a chat CLI does it.
   const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, "mcp", "--workspace", ws, "--caller", "strict"], cwd: elsewhere, stderr: "pipe" });
   transport.stderr?.on("data", (d) => (stderr += d));

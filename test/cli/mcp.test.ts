@@ -48,7 +48,11 @@ describe("skillbox mcp, driven by the MCP SDK client over stdio", () => {
     expect(names).not.toContain("write-report");
     const highTools = (await high.client.listTools()).tools;
     const notes = highTools.find((t) => t.name === "read-notes");
-    expect(notes).toMatchObject({ inputSchema: { type: "object", required: ["query"] }, outputSchema: { type: "object" }, annotations: { readOnlyHint: true, destructiveHint: false, openWorldHint: false } });
+    expect(notes).toMatchObject({
+      inputSchema: { type: "object", required: ["query"] },
+      outputSchema: { type: "object" },
+      annotations: { readOnlyHint: true, destructiveHint: false, openWorldHint: false },
+    });
     expect(notes?.description).toMatch(/notes/);
   });
 
@@ -78,7 +82,9 @@ describe("skillbox mcp, driven by the MCP SDK client over stdio", () => {
   });
 
   it("picks up a new skill folder and sends notifications/tools/list_changed", async () => {
-    writeSkill(join(ws, "skills"), "shout", "input: { type: object, properties: { text: { type: string } }, required: [text] }\n", { "index.js": "export default async (i) => ({ loud: i.text.toUpperCase() });" });
+    writeSkill(join(ws, "skills"), "shout", "input: { type: object, properties: { text: { type: string } }, required: [text] }\n", {
+      "index.js": "export default async (i) => ({ loud: i.text.toUpperCase() });",
+    });
     await waitFor("notifications/tools/list_changed", () => low.listChanged() > 0);
     expect(low.listChanged()).toBeGreaterThan(0);
     expect((await low.client.listTools()).tools.map((t) => t.name)).toContain("shout");

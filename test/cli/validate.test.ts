@@ -19,7 +19,10 @@ beforeAll(() => {
   ws = tempDir();
   const s = join(ws, "skills");
   mkdirSync(s);
-  writeSkill(s, "good", 'output: { type: array }\n', { "index.js": 'import { twice } from "./lib/util.js";\nexport default async (i) => [twice(1)];', "lib/util.js": "export const twice = (n) => n * 2;" });
+  writeSkill(s, "good", "output: { type: array }\n", {
+    "index.js": 'import { twice } from "./lib/util.js";\nexport default async (i) => [twice(1)];',
+    "lib/util.js": "export const twice = (n) => n * 2;",
+  });
   writeSkill(s, "syntax", "", { "index.js": "export default async () => {\n  return 1 +;\n};" });
   writeSkill(s, "builtin", "", { "index.js": 'import fs from "node:fs";\nexport default async () => typeof fs;' });
   writeSkill(s, "outside", "", { "index.js": 'import x from "../good/index.js";\nexport default async () => x;' });

@@ -8,19 +8,31 @@ describe("retry with backoff, and fallback", () => {
   beforeAll(async () => {
     fx = fixture();
     const add = (name: string, manifest: string, src: string) => writeSkill(fx.skills, name, manifest, { "index.js": src });
-    add("flaky", "retry: { attempts: 4, initialDelayMs: 20, factor: 2, maxDelayMs: 1000, jitter: false }\n", "export default async (i, ctx) => { if (ctx.attempt < 3) throw new ctx.RetryableError('busy ' + ctx.attempt); return { attempt: ctx.attempt }; };");
+    add(
+      "flaky",
+      "retry: { attempts: 4, initialDelayMs: 20, factor: 2, maxDelayMs: 1000, jitter: false }\n",
+      "export default async (i, ctx) => { if (ctx.attempt < 3) throw new ctx.RetryableError('busy ' + ctx.attempt); return { attempt: ctx.attempt }; };",
+    );
     add("capped", "retry: { attempts: 4, initialDelayMs: 30, factor: 10, maxDelayMs: 50, jitter: false }\n", "export default async (i, ctx) => { throw new ctx.RetryableError('always busy'); };");
     add("plain-error", "retry: { attempts: 3, initialDelayMs: 1 }\n", "export default async () => { throw new TypeError('bug'); };");
     add("slow", "retry: { attempts: 2, initialDelayMs: 1 }\nlimits: { timeoutMs: 150 }\n", "export default async () => new Promise(() => {});");
     add("hog", "retry: { attempts: 3, initialDelayMs: 1 }\nlimits: { memoryMb: 16 }\n", "export default async () => { const a = []; for (;;) a.push(new Array(1e5).fill(1)); };");
     add("with-fallback", "retry: { attempts: 2, initialDelayMs: 1 }\nfallback: { skill: backup }\n", "export default async (i, ctx) => { throw new ctx.RetryableError('down'); };");
     add("backup", "input: { type: object, properties: { q: { type: string } } }\n", "export default async (i) => ({ from: 'backup', q: i.q ?? null });");
-    add("denied-with-fallback", 'permissions: { files: [{ path: "${workspace}/**", access: [read] }] }\nfallback: { skill: backup }\n', "export default async (i, ctx) => ctx.fs.readFile('/etc/passwd');");
+    add(
+      "denied-with-fallback",
+      'permissions: { files: [{ path: "${workspace}/**", access: [read] }] }\nfallback: { skill: backup }\n',
+      "export default async (i, ctx) => ctx.fs.readFile('/etc/passwd');",
+    );
     add("typed-with-fallback", "input: { type: object, properties: { q: { type: string } }, required: [q] }\nfallback: { skill: backup }\n", "export default async () => { throw new Error('x'); };");
     add("fallback-needs-more", "fallback: { skill: reader }\n", "export default async () => { throw new Error('primary failed'); };");
     add("reader", 'permissions: { files: [{ path: "${workspace}/**", access: [read] }] }\n', "export default async () => 'read';");
     add("bad-output-fallback", "output: { type: object, required: [x] }\nfallback: { skill: backup }\n", "export default async () => ({ y: 1 });");
-    add("waits", "limits: { timeoutMs: 2000 }\nretry: { attempts: 2, initialDelayMs: 1 }\n", "export default async (i, ctx) => { if (ctx.attempt === 1) await new Promise(() => {}); return { attempt: ctx.attempt }; };");
+    add(
+      "waits",
+      "limits: { timeoutMs: 2000 }\nretry: { attempts: 2, initialDelayMs: 1 }\n",
+      "export default async (i, ctx) => { if (ctx.attempt === 1) await new Promise(() => {}); return { attempt: ctx.attempt }; };",
+    );
     host = await fx.open();
   });
   afterAll(async () => host.close());
@@ -66,7 +78,7 @@ describe("retry with backoff, and fallback", () => {
     expect(r.ok && r.output).toEqual({ from: "backup", q: "hi" });
     expect(r.attempts).toBe(2);
     expect(r.fallback).toBe("backup");
-    const events = (await fx.events());
+    const events = await fx.events();
     const fb = events.find((e) => e["event"] === "fallback.start" && e["callId"] === r.callId);
     expect(fb).toMatchObject({ fallback: "backup", after: "E_SKILL_ERROR", session: "s1" });
     // The fallback is a call of its own, linked to its parent and under the same caller.

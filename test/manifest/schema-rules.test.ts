@@ -74,7 +74,9 @@ describe("variables, versions, one-of rules", () => {
   it("windows and filters are unions: a precise issue when the shape is clear, the rule when it is not", () => {
     const p = (yaml: string) => issuesOf(() => parsePolicy(`version: 1\n${yaml}`, "p.yaml"));
     expect(p('windows: [{ allow: { hours: "9-18" } }]\n')).toEqual(['windows[0].allow.hours: must look like "09:00-18:00"']);
-    expect(p('windows: [{ name: w, allow: { hours: "09:00-18:00" }, deny: { from: "2026-01-01T00:00", to: "2026-01-02T00:00" } }]\n')).toEqual(["windows[0]: a window has exactly one of allow or deny"]);
+    expect(p('windows: [{ name: w, allow: { hours: "09:00-18:00" }, deny: { from: "2026-01-01T00:00", to: "2026-01-02T00:00" } }]\n')).toEqual([
+      "windows[0]: a window has exactly one of allow or deny",
+    ]);
     expect(p("windows: [{ name: w }]\n")).toEqual(["windows[0]: a window has exactly one of allow or deny"]);
     expect(p('filters: { rules: [{ name: x, pattern: "/a(/" }] }\n')[0]).toMatch(/^filters\.rules\[0\]\.pattern: invalid regular expression/);
     expect(p('filters: { rules: [{ name: x, pattern: "/a/", terms: [b] }] }\n')).toEqual(["filters.rules[0]: a filter has exactly one of pattern or terms"]);

@@ -41,7 +41,10 @@ describe("policy engine through host.call", () => {
     const fx = fixture();
     writeSkill(fx.skills, "deploy", "", ECHO);
     let now = Date.parse("2026-11-28T10:00:00Z"); // a Saturday
-    host = await fx.open({ policy: withPolicy(fx, 'version: 1\nwindows:\n  - { name: office-hours, match: { skill: deploy }, allow: { days: [mon, tue, wed, thu, fri], hours: "09:00-18:00", tz: Europe/Berlin } }\n'), clock: () => now });
+    host = await fx.open({
+      policy: withPolicy(fx, 'version: 1\nwindows:\n  - { name: office-hours, match: { skill: deploy }, allow: { days: [mon, tue, wed, thu, fri], hours: "09:00-18:00", tz: Europe/Berlin } }\n'),
+      clock: () => now,
+    });
     const r = await host.call("deploy", {});
     expect(!r.ok && r.error).toMatchObject({ code: "E_PERMISSION_DENIED", details: { rule: "windows[0]", window: "office-hours" } });
     expect(!r.ok && r.error.message).toMatch(/office-hours/);
@@ -59,8 +62,13 @@ describe("policy engine through host.call", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
     const port = (server.address() as AddressInfo).port;
     writeSkill(fx.skills, "echo", "", ECHO);
-    writeSkill(fx.skills, "poster", `permissions: { network: [{ host: "127.0.0.1", scheme: http }] }\n`, { "index.js": `export default async (i, ctx) => (await ctx.fetch("http://127.0.0.1:${port}/", { method: "POST", body: i.text })).text;` });
-    const policy = withPolicy(fx, `version: 1\ntrust:\n  trusted: { network: [{ host: "127.0.0.1", scheme: http }] }\nfilters:\n  presets: [cloud-keys]\n  rules:\n    - { name: no-ssn, pattern: "/\\\\b\\\\d{3}-\\\\d{2}-\\\\d{4}\\\\b/", on: [output], action: redact }\n    - { name: no-secret-posts, terms: [TOP SECRET], on: [request], action: block }\n`);
+    writeSkill(fx.skills, "poster", `permissions: { network: [{ host: "127.0.0.1", scheme: http }] }\n`, {
+      "index.js": `export default async (i, ctx) => (await ctx.fetch("http://127.0.0.1:${port}/", { method: "POST", body: i.text })).text;`,
+    });
+    const policy = withPolicy(
+      fx,
+      `version: 1\ntrust:\n  trusted: { network: [{ host: "127.0.0.1", scheme: http }] }\nfilters:\n  presets: [cloud-keys]\n  rules:\n    - { name: no-ssn, pattern: "/\\\\b\\\\d{3}-\\\\d{2}-\\\\d{4}\\\\b/", on: [output], action: redact }\n    - { name: no-secret-posts, terms: [TOP SECRET], on: [request], action: block }\n`,
+    );
     host = await fx.open({ policy });
     const blocked = await host.call("echo", { text: "my key is AKIAIOSFODNN7EXAMPLE" });
     expect(!blocked.ok && blocked.error).toMatchObject({ code: "E_PERMISSION_DENIED", details: { filter: "cloud-keys" } });
@@ -73,7 +81,11 @@ describe("policy engine through host.call", () => {
     expect(hits).toBe(0);
     const log = readFileSync(fx.auditFile, "utf8");
     expect(log).not.toMatch(/AKIAIOSFODNN7EXAMPLE|123-45-6789/);
-    expect((await fx.events()).filter((e) => e["event"] === "filter.match").map((e) => `${e["filter"]}:${e["stage"]}:${e["action"]}`)).toEqual(["cloud-keys:input:block", "no-ssn:output:redact", "no-secret-posts:request:block"]);
+    expect((await fx.events()).filter((e) => e["event"] === "filter.match").map((e) => `${e["filter"]}:${e["stage"]}:${e["action"]}`)).toEqual([
+      "cloud-keys:input:block",
+      "no-ssn:output:redact",
+      "no-secret-posts:request:block",
+    ]);
     server.close();
   });
 
@@ -143,7 +155,10 @@ describe("policy engine through host.call", () => {
   it("self-tests: a policy whose expect cases fail is refused at load; skillbox policy test says which", async () => {
     const fx = fixture();
     writeSkill(fx.skills, "read-notes", 'permissions: { files: [{ path: "${workspace}/notes/**", access: [read] }] }\n', ECHO);
-    const good = withPolicy(fx, 'version: 1\nexpect:\n  - { skill: read-notes, trust: user-verified, need: { files: "${workspace}/notes/a.md", access: read }, decision: allow }\n  - { skill: read-notes, trust: untrusted, need: { files: "${workspace}/notes/a.md", access: read }, decision: deny }\n');
+    const good = withPolicy(
+      fx,
+      'version: 1\nexpect:\n  - { skill: read-notes, trust: user-verified, need: { files: "${workspace}/notes/a.md", access: read }, decision: allow }\n  - { skill: read-notes, trust: untrusted, need: { files: "${workspace}/notes/a.md", access: read }, decision: deny }\n',
+    );
     host = await fx.open({ policy: good });
     await host.close();
     host = undefined;

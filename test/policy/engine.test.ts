@@ -65,10 +65,13 @@ describe("time windows, in their time zone", () => {
 });
 
 describe("content filters never echo what they matched", () => {
-  const filters = compileFilters(["private-keys", "cloud-keys", "bearer-tokens"], [
-    { name: "no-ssn", pattern: "/\\b\\d{3}-\\d{2}-\\d{4}\\b/", on: ["input", "output"], action: "redact" },
-    { name: "codenames", terms: ["Project Falcon"], on: ["output"], action: "log" },
-  ]);
+  const filters = compileFilters(
+    ["private-keys", "cloud-keys", "bearer-tokens"],
+    [
+      { name: "no-ssn", pattern: "/\\b\\d{3}-\\d{2}-\\d{4}\\b/", on: ["input", "output"], action: "redact" },
+      { name: "codenames", terms: ["Project Falcon"], on: ["output"], action: "log" },
+    ],
+  );
   it.each([
     ["an AWS access key", { note: "key AKIAIOSFODNN7EXAMPLE here" }, "cloud-keys"],
     ["a private key", { pem: "-----BEGIN RSA PRIVATE KEY-----\nMIIB...\n-----END RSA PRIVATE KEY-----" }, "private-keys"],
@@ -128,8 +131,14 @@ describe("match and diff", () => {
     expect(matches(match as never, { skill: "deploy", caller: "alice", trust: "trusted", manifest: m })).toBe(ok);
   });
   it("marks widened and narrowed grants", () => {
-    const a = parsePolicy('version: "1"\ntrust:\n  user-verified: { files: [{ path: "${workspace}/**", access: [read] }] }\nrateLimits: [{ limit: 10/min }]\ndeny: { files: ["**/secret/**"] }\n', "a.yaml");
-    const b = parsePolicy('version: "2"\ntrust:\n  user-verified: { files: [{ path: "${workspace}/**", access: [read, write] }], limits: { timeoutMs: 500 } }\napprovals: [{ match: { access: delete } }]\n', "b.yaml");
+    const a = parsePolicy(
+      'version: "1"\ntrust:\n  user-verified: { files: [{ path: "${workspace}/**", access: [read] }] }\nrateLimits: [{ limit: 10/min }]\ndeny: { files: ["**/secret/**"] }\n',
+      "a.yaml",
+    );
+    const b = parsePolicy(
+      'version: "2"\ntrust:\n  user-verified: { files: [{ path: "${workspace}/**", access: [read, write] }], limits: { timeoutMs: 500 } }\napprovals: [{ match: { access: delete } }]\n',
+      "b.yaml",
+    );
     const d = diffPolicies(a, b).map((l) => `${l.effect} ${l.where} ${l.detail}`);
     expect(d).toContain("widened trust.user-verified.files ${workspace}/**: + write");
     expect(d).toContain("narrowed trust.user-verified.limits.timeoutMs 10000 → 500");

@@ -39,7 +39,9 @@ describe("policy files", () => {
   });
 
   it("report invalid policy-engine rules with field and line", () => {
-    const issues = issuesOf(`version: 1\nrateLimits:\n  - { limit: 30/minute }\nwindows:\n  - allow: { hours: "9-5", tz: Mars/Olympus }\nfilters:\n  rules:\n    - { name: bad, pattern: "/(unclosed/" }\nexpect:\n  - { skill: s, trust: root, need: { files: /x, access: read }, decision: allow }\n`);
+    const issues = issuesOf(
+      `version: 1\nrateLimits:\n  - { limit: 30/minute }\nwindows:\n  - allow: { hours: "9-5", tz: Mars/Olympus }\nfilters:\n  rules:\n    - { name: bad, pattern: "/(unclosed/" }\nexpect:\n  - { skill: s, trust: root, need: { files: /x, access: read }, decision: allow }\n`,
+    );
     const byField = Object.fromEntries(issues.map((i) => [i.field, i.line]));
     expect(byField).toMatchObject({ "rateLimits[0].limit": 3, "windows[0].allow.hours": 5, "windows[0].allow.tz": 5, "filters.rules[0].pattern": 8, "expect[0].trust": 10 });
   });

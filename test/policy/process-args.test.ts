@@ -21,7 +21,14 @@ function grantFor(args: ArgPattern[], network?: boolean) {
 }
 
 /** Lexical resolution against /ws (symlinks are the capability's job, tested with real files elsewhere). */
-const ctx = { tmpDir: "/tmp/call", resolvePath: (a: string) => { const p = a.startsWith("/") ? a : `/ws/${a}`; const n = new URL(`file://${p}`).pathname; return { lexical: n, real: n }; } };
+const ctx = {
+  tmpDir: "/tmp/call",
+  resolvePath: (a: string) => {
+    const p = a.startsWith("/") ? a : `/ws/${a}`;
+    const n = new URL(`file://${p}`).pathname;
+    return { lexical: n, real: n };
+  },
+};
 
 describe("glob argument patterns", () => {
   it.each<[string, string, boolean]>([
@@ -69,8 +76,14 @@ describe("path argument patterns are checked like file accesses", () => {
 
   it("refuses at authorize a path pattern wider than the ceiling's", () => {
     const policy = parsePolicy(`version: 1\ntrust:\n  trusted:\n    process:\n      - { command: cat, args: [{ path: "\${workspace}/notes/**", access: [read] }] }\n`, "policy.yaml");
-    const wide = validateManifest({ name: "t", version: "1.0.0", description: "t", permissions: { process: [{ command: "cat", args: [{ path: "${workspace}/**", access: ["read"] }] }] } }, "skill.yaml");
-    const narrow = validateManifest({ name: "t", version: "1.0.0", description: "t", permissions: { process: [{ command: "cat", args: [{ path: "${workspace}/notes/sub/**", access: ["read"] }] }] } }, "skill.yaml");
+    const wide = validateManifest(
+      { name: "t", version: "1.0.0", description: "t", permissions: { process: [{ command: "cat", args: [{ path: "${workspace}/**", access: ["read"] }] }] } },
+      "skill.yaml",
+    );
+    const narrow = validateManifest(
+      { name: "t", version: "1.0.0", description: "t", permissions: { process: [{ command: "cat", args: [{ path: "${workspace}/notes/sub/**", access: ["read"] }] }] } },
+      "skill.yaml",
+    );
     expect(authorize(wide, { trust: "trusted", policy, vars }).ok).toBe(false);
     expect(authorize(narrow, { trust: "trusted", policy, vars }).ok).toBe(true);
   });

@@ -23,7 +23,10 @@ describe("a policy level overrides the built-in ceiling section by section", () 
 
 describe("TOML policy files", () => {
   it("load into the same policy as the YAML spelling", () => {
-    const yaml = parsePolicy(`version: "7"\ntrust:\n  user-verified:\n    limits: { timeoutMs: 500 }\n    network: [{ host: "*.example.com" }]\ndeny:\n  files: ["**/private/**"]\nrateLimits:\n  - { limit: 10/min, match: { trust: untrusted } }\n`, "p.yaml");
+    const yaml = parsePolicy(
+      `version: "7"\ntrust:\n  user-verified:\n    limits: { timeoutMs: 500 }\n    network: [{ host: "*.example.com" }]\ndeny:\n  files: ["**/private/**"]\nrateLimits:\n  - { limit: 10/min, match: { trust: untrusted } }\n`,
+      "p.yaml",
+    );
     const toml = parsePolicy(
       `version = "7"\n\n[trust.user-verified]\nlimits = { timeoutMs = 500 }\nnetwork = [{ host = "*.example.com" }]\n\n[deny]\nfiles = ["**/private/**"]\n\n[[rateLimits]]\nlimit = "10/min"\nmatch = { trust = "untrusted" }\n`,
       "p.toml",

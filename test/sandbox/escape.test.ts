@@ -68,9 +68,37 @@ describe("hostile skill code cannot reach the host", () => {
     expect(r.output).toMatchObject({ require: "undefined", process: "undefined", wasm: "undefined", sab: "undefined", atomics: "undefined", ctorGlobalProcess: "undefined", ivm: "undefined" });
     // Only standard lower-case globals: nothing skillbox left behind.
     const globals = (r.output as { globals: string[] }).globals;
-    expect(globals.filter((g) => !["decodeURI", "decodeURIComponent", "encodeURI", "encodeURIComponent", "escape", "eval", "globalThis", "isFinite", "isNaN", "parseFloat", "parseInt", "undefined", "unescape", "console", "Infinity", "NaN",
-      // the prelude's web globals: plain JavaScript, or strings through one synchronous callback
-      "atob", "btoa", "clearTimeout", "crypto", "queueMicrotask", "setTimeout", "structuredClone"].includes(g))).toEqual([]);
+    expect(
+      globals.filter(
+        (g) =>
+          ![
+            "decodeURI",
+            "decodeURIComponent",
+            "encodeURI",
+            "encodeURIComponent",
+            "escape",
+            "eval",
+            "globalThis",
+            "isFinite",
+            "isNaN",
+            "parseFloat",
+            "parseInt",
+            "undefined",
+            "unescape",
+            "console",
+            "Infinity",
+            "NaN",
+            // the prelude's web globals: plain JavaScript, or strings through one synchronous callback
+            "atob",
+            "btoa",
+            "clearTimeout",
+            "crypto",
+            "queueMicrotask",
+            "setTimeout",
+            "structuredClone",
+          ].includes(g),
+      ),
+    ).toEqual([]);
   });
 
   it.each(["import-builtin", "import-package", "import-outside", "dynamic-import"])("%s is refused", async (name) => {

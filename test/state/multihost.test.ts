@@ -47,7 +47,9 @@ function setup(policy: string): Fixture & { policy: string } {
 /** Runs a host process to its end; resolves with its stdout. */
 function hostProcess(fx: ReturnType<typeof setup>, config: Record<string, unknown>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--no-node-snapshot", SCRIPT, DIST, JSON.stringify({ skillsDir: fx.skills, workspace: fx.workspace, policy: fx.policy, audit: fx.auditFile, ...config })], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--no-node-snapshot", SCRIPT, DIST, JSON.stringify({ skillsDir: fx.skills, workspace: fx.workspace, policy: fx.policy, audit: fx.auditFile, ...config })], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     children.add(child);
     let stdout = "";
     let stderr = "";
@@ -63,7 +65,10 @@ function hostProcess(fx: ReturnType<typeof setup>, config: Record<string, unknow
 /** `skillbox run` as a user types it. */
 function run(fx: ReturnType<typeof setup>, ...args: string[]): Promise<{ code: number | null; result: { ok: boolean; error?: { code: string; details?: { approvalId?: string } } } }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, "run", ...args, "--skills", fx.skills, "--policy", fx.policy, "--workspace", fx.workspace, "--audit", fx.auditFile, "--json"], { cwd: fx.root, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "run", ...args, "--skills", fx.skills, "--policy", fx.policy, "--workspace", fx.workspace, "--audit", fx.auditFile, "--json"], {
+      cwd: fx.root,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     children.add(child);
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d));
@@ -144,7 +149,26 @@ for (const [kind, stateFor] of stores) {
           return 0;
         }
       };
-      const holder = spawn(process.execPath, ["--no-node-snapshot", SCRIPT, DIST, JSON.stringify({ skillsDir: fx.skills, workspace: fx.workspace, policy: fx.policy, audit: fx.auditFile, mode: "hold", caller: "victim", trust: "trusted", leaseTtlMs: 1000, ...(state ? { state } : {}) })], { stdio: "ignore" });
+      const holder = spawn(
+        process.execPath,
+        [
+          "--no-node-snapshot",
+          SCRIPT,
+          DIST,
+          JSON.stringify({
+            skillsDir: fx.skills,
+            workspace: fx.workspace,
+            policy: fx.policy,
+            audit: fx.auditFile,
+            mode: "hold",
+            caller: "victim",
+            trust: "trusted",
+            leaseTtlMs: 1000,
+            ...(state ? { state } : {}),
+          }),
+        ],
+        { stdio: "ignore" },
+      );
       children.add(holder);
       for (let i = 0; i < 600 && (await leases()) === 0; i++) await sleep(50);
       expect(await leases()).toBe(1);

@@ -32,29 +32,49 @@ async function freshDb(): Promise<string> {
 
 type Make = (opts?: { leaseTtlMs?: number }) => Promise<{ open: () => Promise<StateStore> }>;
 const kinds: [string, Make, boolean][] = [
-  ["memory", async (o = {}) => {
-    const s = new MemoryStateStore(o);
-    return { open: async () => s };
-  }, false],
-  ["embedded (SQLite)", async (o = {}) => {
-    const dir = tempDir();
-    return { open: async () => new SqliteStateStore(dir, o) };
-  }, true],
-  ["PostgreSQL", async (o = {}) => {
-    const url = await freshDb();
-    return {
-      open: async () => {
-        const s = new PgStateStore(url, o);
-        await s.open();
-        return s;
-      },
-    };
-  }, true],
+  [
+    "memory",
+    async (o = {}) => {
+      const s = new MemoryStateStore(o);
+      return { open: async () => s };
+    },
+    false,
+  ],
+  [
+    "embedded (SQLite)",
+    async (o = {}) => {
+      const dir = tempDir();
+      return { open: async () => new SqliteStateStore(dir, o) };
+    },
+    true,
+  ],
+  [
+    "PostgreSQL",
+    async (o = {}) => {
+      const url = await freshDb();
+      return {
+        open: async () => {
+          const s = new PgStateStore(url, o);
+          await s.open();
+          return s;
+        },
+      };
+    },
+    true,
+  ],
 ];
 
 const req = (over: Partial<ApprovalRequest> = {}): ApprovalRequest => ({
-  rule: "r", mode: "single-use", expiresInMs: 86_400_000, skill: "deploy", caller: "alice", inputDigest: "d1", input: { target: "prod" },
-  maxPendingPerCaller: 20, maxPendingPerSkill: 200, ...over,
+  rule: "r",
+  mode: "single-use",
+  expiresInMs: 86_400_000,
+  skill: "deploy",
+  caller: "alice",
+  inputDigest: "d1",
+  input: { target: "prod" },
+  maxPendingPerCaller: 20,
+  maxPendingPerSkill: 200,
+  ...over,
 });
 
 const T = (iso: string) => Date.parse(iso);
@@ -70,7 +90,14 @@ for (const [kind, make, shared] of kinds) {
       const m = await make(o);
       const s = await m.open();
       opened.push(s);
-      return { s, again: async () => { const x = await m.open(); opened.push(x); return x; } };
+      return {
+        s,
+        again: async () => {
+          const x = await m.open();
+          opened.push(x);
+          return x;
+        },
+      };
     };
 
     it("token buckets are exact at the edges: 60/min with burst 2, then one per second; burst defaults to N", async () => {
@@ -100,7 +127,12 @@ for (const [kind, make, shared] of kinds) {
       expect(await s.checkApproval(req(), now)).toMatchObject({ kind: "pending", created: false, approval: { id } });
       expect(((await s.checkApproval(req({ caller: "bob" }), now)) as { approval: { id: string } }).approval.id).not.toBe(id);
       now += 60_000;
-      expect(await s.decideApproval(id, "approved", "ops", "looks fine", now)).toMatchObject({ status: "approved", reason: "looks fine", decidedBy: "ops", expiresAt: new Date(now + 86_400_000).toISOString() });
+      expect(await s.decideApproval(id, "approved", "ops", "looks fine", now)).toMatchObject({
+        status: "approved",
+        reason: "looks fine",
+        decidedBy: "ops",
+        expiresAt: new Date(now + 86_400_000).toISOString(),
+      });
       await expect(s.decideApproval(id, "denied", "ops", undefined, now)).rejects.toThrow(/is approved, not pending/);
       await expect(s.decideApproval("apr_nope", "denied", "ops", undefined, now)).rejects.toThrow(/no approval with id apr_nope/);
       expect(await s.checkApproval(req(), now)).toMatchObject({ kind: "run" });
@@ -202,7 +234,20 @@ describe("migration of the file state of older versions", () => {
     const dir = tempDir();
     mkdirSync(join(dir, "policies"));
     writeFileSync(join(dir, "policies", "v1@0123456789ab.yaml"), "version: v1\n");
-    const old = { id: "apr_0123456789ab", skill: "deploy", caller: "alice", inputDigest: "d", rule: "r", mode: "single-use", expiresInMs: 86_400_000, status: "approved", createdAt: "2026-11-23T10:00:00.000Z", expiresAt: "2099-01-01T00:00:00.000Z", decidedAt: "2026-11-23T10:01:00.000Z", decidedBy: "cli:ops" };
+    const old = {
+      id: "apr_0123456789ab",
+      skill: "deploy",
+      caller: "alice",
+      inputDigest: "d",
+      rule: "r",
+      mode: "single-use",
+      expiresInMs: 86_400_000,
+      status: "approved",
+      createdAt: "2026-11-23T10:00:00.000Z",
+      expiresAt: "2099-01-01T00:00:00.000Z",
+      decidedAt: "2026-11-23T10:01:00.000Z",
+      decidedBy: "cli:ops",
+    };
     writeFileSync(join(dir, "approvals.json"), JSON.stringify({ approvals: [old, { junk: true }] }));
     const s = new SqliteStateStore(dir);
     expect(await importLegacyState(s, dir, () => undefined)).toEqual({ approvals: 1, versions: 1 });

@@ -14,9 +14,15 @@ export function inputDigest(input: unknown): string {
     if (v === null || typeof v !== "object") return v;
     if (depth >= MAX_DIGEST_DEPTH) throw new DigestDepthError(`input nested deeper than ${MAX_DIGEST_DEPTH} levels`);
     if (Array.isArray(v)) return v.map((x) => canon(x, depth + 1));
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k], depth + 1)]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, canon((v as Record<string, unknown>)[k], depth + 1)]),
+    );
   };
-  return createHash("sha256").update(JSON.stringify(canon(input, 0))).digest("hex");
+  return createHash("sha256")
+    .update(JSON.stringify(canon(input, 0)))
+    .digest("hex");
 }
 
 /** Pending approval requests one caller, and one skill, may have at once. */

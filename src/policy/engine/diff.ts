@@ -38,7 +38,8 @@ export function diffPolicies(a: Policy, b: Policy): DiffLine[] {
       for (const r of ra) if (!rb.has(r)) out.push({ change: "removed", effect: "narrowed", where: `trust.${level}.${kind}`, detail: r });
     }
     for (const lim of ["memoryMb", "timeoutMs", "outputBytes"] as const) {
-      if (ca.limits[lim] !== cb.limits[lim]) out.push({ change: "changed", effect: cb.limits[lim] > ca.limits[lim] ? "widened" : "narrowed", where: `trust.${level}.limits.${lim}`, detail: `${ca.limits[lim]} → ${cb.limits[lim]}` });
+      if (ca.limits[lim] !== cb.limits[lim])
+        out.push({ change: "changed", effect: cb.limits[lim] > ca.limits[lim] ? "widened" : "narrowed", where: `trust.${level}.limits.${lim}`, detail: `${ca.limits[lim]} → ${cb.limits[lim]}` });
     }
   }
   for (const kind of ["files", "network"] as const) {
@@ -48,7 +49,8 @@ export function diffPolicies(a: Policy, b: Policy): DiffLine[] {
     for (const d of da) if (!db.has(d)) out.push({ change: "removed", effect: "widened", where: `deny.${kind}`, detail: d });
   }
   if (key(a.binPath) !== key(b.binPath)) out.push({ change: "changed", effect: "neutral", where: "binPath", detail: `${a.binPath.join(":")} → ${b.binPath.join(":")}` });
-  if (a.audit.failMode !== b.audit.failMode) out.push({ change: "changed", effect: b.audit.failMode === "open" ? "widened" : "narrowed", where: "audit.failMode", detail: `${a.audit.failMode} → ${b.audit.failMode}` });
+  if (a.audit.failMode !== b.audit.failMode)
+    out.push({ change: "changed", effect: b.audit.failMode === "open" ? "widened" : "narrowed", where: "audit.failMode", detail: `${a.audit.failMode} → ${b.audit.failMode}` });
   // Restrictions: adding one narrows, removing one widens.
   const restrictions = [
     ["rateLimits", a.rules.rateLimits, b.rules.rateLimits],

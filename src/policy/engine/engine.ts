@@ -74,7 +74,10 @@ export class PolicyEngine {
 
     for (const [i, w] of r.windows.entries()) {
       if (matches(w.match, subject) && !windowAllows(w, now)) {
-        return refuse(new SkillError("E_PERMISSION_DENIED", `${subject.skill} may not run now: ${windowRefusal(w, i)}`, { details: { rule: `windows[${i}]`, window: w.name ?? null } }), `windows[${i}]`);
+        return refuse(
+          new SkillError("E_PERMISSION_DENIED", `${subject.skill} may not run now: ${windowRefusal(w, i)}`, { details: { rule: `windows[${i}]`, window: w.name ?? null } }),
+          `windows[${i}]`,
+        );
       }
     }
 
@@ -85,7 +88,12 @@ export class PolicyEngine {
       if (limit !== undefined) {
         const lease = await this.options.state.acquireLease(subject.caller, limit);
         if (!lease.ok) {
-          return refuse(new SkillError("E_RATE_LIMITED", `caller ${subject.caller} already has ${lease.running} calls in flight (concurrency.perCaller: ${limit})`, { details: { retryAfterMs: 250, rule: "concurrency.perCaller" } }), "concurrency.perCaller");
+          return refuse(
+            new SkillError("E_RATE_LIMITED", `caller ${subject.caller} already has ${lease.running} calls in flight (concurrency.perCaller: ${limit})`, {
+              details: { retryAfterMs: 250, rule: "concurrency.perCaller" },
+            }),
+            "concurrency.perCaller",
+          );
         }
         release = lease.release;
       }
@@ -116,7 +124,9 @@ export class PolicyEngine {
       const d = await this.options.state.takeToken(bucketFor(this.rateIds[i]!, rule, bucketKey(rule.per, subject.caller, subject.skill)), now);
       if (!d.allowed) {
         return refuse(
-          new SkillError("E_RATE_LIMITED", `rate limit rateLimits[${i}] (${rule.limit} per ${rule.per}, ${describeMatch(rule.match)}) reached; try again in ${d.retryAfterMs} ms`, { details: { retryAfterMs: d.retryAfterMs, rule: `rateLimits[${i}]` } }),
+          new SkillError("E_RATE_LIMITED", `rate limit rateLimits[${i}] (${rule.limit} per ${rule.per}, ${describeMatch(rule.match)}) reached; try again in ${d.retryAfterMs} ms`, {
+            details: { retryAfterMs: d.retryAfterMs, rule: `rateLimits[${i}]` },
+          }),
           `rateLimits[${i}]`,
         );
       }
@@ -124,7 +134,12 @@ export class PolicyEngine {
 
     const filtered = this.filter("input", input, log);
     if (filtered.blocked) {
-      return refuse(new SkillError("E_PERMISSION_DENIED", `${subject.skill}: the input was blocked by content filter "${filtered.blocked}"`, { details: { rule: `filters.${filtered.blocked}`, filter: filtered.blocked } }), `filters.${filtered.blocked}`);
+      return refuse(
+        new SkillError("E_PERMISSION_DENIED", `${subject.skill}: the input was blocked by content filter "${filtered.blocked}"`, {
+          details: { rule: `filters.${filtered.blocked}`, filter: filtered.blocked },
+        }),
+        `filters.${filtered.blocked}`,
+      );
     }
 
     let digest: string | undefined;
@@ -137,21 +152,34 @@ export class PolicyEngine {
       const a = await this.options.state.checkApproval(approvalRequest(rule, ruleName, subject.skill, subject.caller, digest, filtered.value, this.options.approvalCaps ?? DEFAULT_APPROVAL_CAPS), now);
       if (a.kind === "full") {
         return refuse(
-          new SkillError("E_RATE_LIMITED", `${subject.skill} needs approval (${ruleName}), but ${a.per === "caller" ? `caller ${subject.caller}` : `skill ${subject.skill}`} already has ${a.pending} approval requests pending (at most ${a.max}); wait until an operator decides them or they lapse`, {
-            details: { retryAfterMs: a.retryAfterMs, rule: ruleName, reason: `approvals-pending-per-${a.per}`, pending: a.pending, max: a.max },
-          }),
+          new SkillError(
+            "E_RATE_LIMITED",
+            `${subject.skill} needs approval (${ruleName}), but ${a.per === "caller" ? `caller ${subject.caller}` : `skill ${subject.skill}`} already has ${a.pending} approval requests pending (at most ${a.max}); wait until an operator decides them or they lapse`,
+            {
+              details: { retryAfterMs: a.retryAfterMs, rule: ruleName, reason: `approvals-pending-per-${a.per}`, pending: a.pending, max: a.max },
+            },
+          ),
           ruleName,
         );
       }
       if (a.kind === "pending") {
         if (a.created) log("approval.requested", { approvalId: a.approval.id, rule: ruleName, inputDigest: a.approval.inputDigest, expiresAt: a.approval.expiresAt });
         return refuse(
-          new SkillError("E_APPROVAL_REQUIRED", `${subject.skill} needs approval (${ruleName}): ask an operator to run \`skillbox approvals approve ${a.approval.id}\`, then call again with the same input`, { details: { approvalId: a.approval.id, expiresAt: a.approval.expiresAt, rule: ruleName } }),
+          new SkillError(
+            "E_APPROVAL_REQUIRED",
+            `${subject.skill} needs approval (${ruleName}): ask an operator to run \`skillbox approvals approve ${a.approval.id}\`, then call again with the same input`,
+            { details: { approvalId: a.approval.id, expiresAt: a.approval.expiresAt, rule: ruleName } },
+          ),
           ruleName,
         );
       }
       if (a.kind === "denied") {
-        return refuse(new SkillError("E_PERMISSION_DENIED", `${subject.skill}: approval ${a.approval.id} was denied${a.approval.reason ? `: ${a.approval.reason}` : ""}`, { details: { approvalId: a.approval.id, rule: ruleName } }), ruleName);
+        return refuse(
+          new SkillError("E_PERMISSION_DENIED", `${subject.skill}: approval ${a.approval.id} was denied${a.approval.reason ? `: ${a.approval.reason}` : ""}`, {
+            details: { approvalId: a.approval.id, rule: ruleName },
+          }),
+          ruleName,
+        );
       }
       log("approval.used", { approvalId: a.approval.id, rule: ruleName, mode: a.approval.mode });
     }

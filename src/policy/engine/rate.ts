@@ -12,7 +12,10 @@ const UNIT_MS = { sec: 1000, min: 60_000, hour: 3_600_000, day: 86_400_000 } as 
 export function ruleIds(rules: readonly RateLimitRule[]): string[] {
   const seen = new Map<string, number>();
   return rules.map((r) => {
-    const h = createHash("sha256").update(JSON.stringify([r.match ?? null, r.per, r.limit, r.burst ?? null])).digest("hex").slice(0, 16);
+    const h = createHash("sha256")
+      .update(JSON.stringify([r.match ?? null, r.per, r.limit, r.burst ?? null]))
+      .digest("hex")
+      .slice(0, 16);
     const n = seen.get(h) ?? 0;
     seen.set(h, n + 1);
     return `${h}.${n}`;

@@ -5,7 +5,17 @@ const formatters = new Map<string, Intl.DateTimeFormat>();
 function parts(epochMs: number, tz: string): { day: string; minutes: number; y: number; mo: number; d: number; h: number; mi: number; s: number } {
   let f = formatters.get(tz);
   if (!f) {
-    f = new Intl.DateTimeFormat("en-US", { timeZone: tz, hourCycle: "h23", weekday: "short", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    f = new Intl.DateTimeFormat("en-US", {
+      timeZone: tz,
+      hourCycle: "h23",
+      weekday: "short",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+    });
     formatters.set(tz, f);
   }
   const p = Object.fromEntries(f.formatToParts(new Date(epochMs)).map((x) => [x.type, x.value]));
@@ -56,7 +66,6 @@ export function describeWindow(w: WindowRule, index: number): string {
   if (w.allow) return `${name} (allowed ${w.allow.days?.join(",") ?? "every day"} ${w.allow.hours ?? "all day"} ${w.allow.tz})`;
   return `${name} (blackout ${w.deny!.from} to ${w.deny!.to} ${w.deny!.tz})`;
 }
-
 
 /** Why a window refuses a call now: outside an allowed window, or inside a blackout. */
 export function windowRefusal(w: WindowRule, index: number): string {
