@@ -6,7 +6,7 @@ import { RE2JS } from "re2js";
  * JavaScript's RegExp backtracks: `^(a+)+$` against 26 bytes blocks the event loop for seconds, and
  * the host must never be at the mercy of a pattern it was handed. These patterns run on RE2JS, a
  * pure-JavaScript port of RE2 whose matching time is linear in the input. The JavaScript syntax
- * people write is translated where RE2 spells it differently (`\uXXXX`, `\u{X}`, `[^]`, the line
+ * people write is translated where RE2 spells it differently (`\uHHHH`, `\u{X}`, `[^]`, the line
  * terminators `.` excludes, the white space `\s` matches); what RE2 cannot do in linear time is
  * refused at compile time with a {@link RegexError} naming the feature:
  *
@@ -177,7 +177,7 @@ function translate(source: string, dotAll: boolean): string {
   return out;
 }
 
-/** Reads `\uXXXX` (joining a surrogate pair) or `\u{X…}` at `i`; returns the code point and the escape's length. */
+/** Reads `\uHHHH` (joining a surrogate pair) or `\u{X…}` at `i`; returns the code point and the escape's length. */
 function unicodeEscape(source: string, i: number): [number, number] {
   const braced = /^\\u\{([0-9a-fA-F]{1,6})\}/.exec(source.slice(i, i + 10));
   if (braced) {

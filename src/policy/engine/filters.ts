@@ -122,7 +122,7 @@ export interface RequestFilterResult {
 /**
  * Request filters over the raw text AND the decoded content a server will read: the URL's path and
  * query keys and values (percent-decoded), header values, and the body's strings once decoded (JSON
- * after unescaping `\uXXXX`, form fields percent-decoded). Blocked text cannot slip out in an
+ * after unescaping `\uHHHH`, form fields percent-decoded). Blocked text cannot slip out in an
  * encoding the raw scan does not see.
  */
 export function applyRequestFilters(filters: CompiledFilter[], request: OutgoingRequest): RequestFilterResult {
