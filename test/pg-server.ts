@@ -3,6 +3,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync } from "n
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 
 export type PgServer =
   | {
@@ -94,4 +95,17 @@ export async function startPostgres(): Promise<PgServer> {
       return [main, ...childrenOf(main)];
     },
   };
+}
+
+/** A new empty database on a running test server (`prefix` names it), so each test starts clean. */
+export async function freshDatabase(server: PgServer, prefix = "t"): Promise<string> {
+  if ("skip" in server) throw new Error(server.skip);
+  const name = `${prefix}_${Math.random().toString(36).slice(2, 10)}`;
+  const c = new pg.Client({ connectionString: server.url });
+  await c.connect();
+  await c.query(`CREATE DATABASE ${name}`);
+  await c.end();
+  const u = new URL(server.url);
+  u.pathname = `/${name}`;
+  return u.toString();
 }

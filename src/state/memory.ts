@@ -101,6 +101,17 @@ export class MemoryStateStore implements StateStore {
     return a;
   }
 
+  private indexPending(a: Approval): void {
+    for (const [per, key] of [
+      ["caller", a.caller],
+      ["skill", a.skill],
+    ] as const) {
+      const set = this.pendingBy[per].get(key) ?? new Set<string>();
+      set.add(a.id);
+      this.pendingBy[per].set(key, set);
+    }
+  }
+
   private unpend(a: Approval): void {
     this.pendingBy.caller.get(a.caller)?.delete(a.id);
     this.pendingBy.skill.get(a.skill)?.delete(a.id);
@@ -158,14 +169,7 @@ export class MemoryStateStore implements StateStore {
     };
     this.approvals.set(a.id, a);
     this.byRequest.set(rk, [...ids.filter((id) => this.approvals.has(id)), a.id]);
-    for (const [per, key] of [
-      ["caller", a.caller],
-      ["skill", a.skill],
-    ] as const) {
-      const set = this.pendingBy[per].get(key) ?? new Set<string>();
-      set.add(a.id);
-      this.pendingBy[per].set(key, set);
-    }
+    this.indexPending(a);
     return { kind: "pending", approval: { ...a }, created: true };
   }
 
@@ -197,16 +201,7 @@ export class MemoryStateStore implements StateStore {
       this.approvals.set(a.id, { ...a });
       const rk = `${a.skill}\0${a.caller}\0${a.inputDigest}\0${a.rule}`;
       this.byRequest.set(rk, [...(this.byRequest.get(rk) ?? []), a.id]);
-      if (a.status === "pending") {
-        for (const [per, key] of [
-          ["caller", a.caller],
-          ["skill", a.skill],
-        ] as const) {
-          const set = this.pendingBy[per].get(key) ?? new Set<string>();
-          set.add(a.id);
-          this.pendingBy[per].set(key, set);
-        }
-      }
+      if (a.status === "pending") this.indexPending(a);
       n++;
     }
     return n;

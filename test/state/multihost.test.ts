@@ -6,7 +6,7 @@ import pg from "pg";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { openStateStore } from "../../dist/src/state/open.js";
 import { BIN, ROOT, fixture, sleep, writeSkill, type Fixture } from "../helpers.js";
-import { startPostgres, type PgServer } from "../pg-server.js";
+import { freshDatabase, startPostgres, type PgServer } from "../pg-server.js";
 
 const server: PgServer = await startPostgres();
 if ("skip" in server) console.warn(`\n⚠ PostgreSQL multi-host state tests SKIPPED: ${server.skip}\n`);
@@ -22,17 +22,7 @@ afterEach(() => {
   children.clear();
 });
 
-async function freshDb(): Promise<string> {
-  if ("skip" in server) throw new Error(server.skip);
-  const name = `m_${Math.random().toString(36).slice(2, 10)}`;
-  const c = new pg.Client({ connectionString: server.url });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  const u = new URL(server.url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
+const freshDb = () => freshDatabase(server, "m");
 
 function setup(policy: string): Fixture & { policy: string } {
   const fx = fixture();

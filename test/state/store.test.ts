@@ -1,6 +1,5 @@
 import { mkdirSync, readFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { MemoryStateStore } from "../../dist/src/state/memory.js";
 import { SqliteStateStore } from "../../dist/src/state/sqlite.js";
@@ -8,7 +7,7 @@ import { PgStateStore } from "../../dist/src/state/postgres.js";
 import { importLegacyState } from "../../dist/src/state/open.js";
 import type { ApprovalRequest, StateStore } from "../../dist/src/state/store.js";
 import { bucketFor } from "../../dist/src/policy/engine/rate.js";
-import { startPostgres, type PgServer } from "../pg-server.js";
+import { freshDatabase, startPostgres, type PgServer } from "../pg-server.js";
 import { sleep, tempDir } from "../helpers.js";
 
 const server: PgServer = await startPostgres();
@@ -17,18 +16,7 @@ afterAll(() => {
   if (!("skip" in server)) server.stop();
 });
 
-/** A fresh database on the test server, so each test starts from an empty store. */
-async function freshDb(): Promise<string> {
-  if ("skip" in server) throw new Error(server.skip);
-  const name = `t_${Math.random().toString(36).slice(2, 10)}`;
-  const c = new pg.Client({ connectionString: server.url });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  const u = new URL(server.url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
+const freshDb = () => freshDatabase(server, "t");
 
 type Make = (opts?: { leaseTtlMs?: number }) => Promise<{ open: () => Promise<StateStore> }>;
 const kinds: [string, Make, boolean][] = [
